@@ -1,0 +1,404 @@
+"""The Block-HMM of Zhang et al. (2026), arXiv 2602.00286, Sec. 6.1 and App. E.
+
+A latent Markov chain ``Z_1..Z_M`` over ``K`` states picks, per block, the rate of
+``B - 1`` i.i.d. Bernoulli content bits; the block's first position is a parity bit
+equal to the XOR of the content bits, flipped with probability ``η``. Blocks are the
+Pyro sample sites; the latent chain is enumerated.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro.distributions import constraints
+from pyro.distributions.torch_distribution import TorchDistribution
+from pyro.ops.indexing import Vindex
+from torch import Tensor
+
+from pmdm.models.base import Target
+from pmdm.ops.hmm import hmm_cavity, hmm_filter
+from pmdm.ops.logspace import kl_divergence, log_normalize
+from pmdm.ops.validation import check_int, check_real
+
+
+def _log1m(p: Tensor) -> Tensor:
+    return torch.log1p(-p)
+
+
+class BlockEmission(TorchDistribution):
+    """``p(x_B | z)`` of one Block-HMM block given its latent state.
+
+    Parameters
+    ----------
+    rho : Tensor, shape (*batch,)
+        Rate of each content bit.
+    eta : float
+        Probability that the parity bit is flipped.
+    block_size : int
+        ``B``; the event is a float 0/1 vector of shape ``(B,)``, parity first.
+
+    Notes
+    -----
+    ``log p(x_B | z) = k log ρ + (B-1-k) log(1-ρ) + log(1-η)`` when the parity bit
+    equals ``k mod 2`` (``k`` the number of ones among the content bits) and
+    ``... + log η`` otherwise (paper, App. E).
+    """
+
+    arg_constraints = {"rho": constraints.unit_interval}
+    support = constraints.independent(constraints.boolean, 1)
+
+    def __init__(self, rho: Tensor, eta: float, block_size: int, validate_args=None):
+        self.rho = torch.as_tensor(rho, dtype=torch.float64)
+        self.eta = float(eta)
+        self.block_size = int(block_size)
+        super().__init__(
+            self.rho.shape, torch.Size([self.block_size]), validate_args=validate_args
+        )
+
+    def expand(self, batch_shape, _instance=None):
+        rho = self.rho.expand(torch.Size(batch_shape))
+        return BlockEmission(rho, self.eta, self.block_size)
+
+    def sample(self, sample_shape=torch.Size()):
+        shape = self._extended_shape(sample_shape)
+        with torch.no_grad():
+            rho = self.rho.expand(shape[:-1]).unsqueeze(-1)
+            content = torch.bernoulli(rho.expand(shape[:-1] + (self.block_size - 1,)))
+            flip = torch.bernoulli(
+                torch.full(shape[:-1], self.eta, dtype=torch.float64)
+            )
+            parity = (content.sum(-1) + flip) % 2
+            return torch.cat([parity.unsqueeze(-1), content], -1)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        value = torch.as_tensor(value, dtype=torch.float64)
+        ones = value[..., 1:].sum(-1)
+        zeros = (self.block_size - 1) - ones
+        content = torch.xlogy(ones, self.rho) + torch.xlogy(zeros, 1 - self.rho)
+        match = value[..., 0] == ones % 2
+        eta = torch.tensor(self.eta, dtype=torch.float64)
+        parity = torch.where(match, _log1m(eta), eta.log())
+        return content + parity
+
+
+class BlockHMM(Target):
+    """The Block-HMM target.
+
+    Parameters
+    ----------
+    num_states : int
+        ``K >= 1`` latent states.
+    stay : float
+        ``a``: probability of keeping the latent state from one block to the next;
+        the other states share ``1 - a`` equally. Ignored when ``K = 1``.
+    rho : sequence of float, length K
+        Content-bit rate ``ρ_z`` of each state, in ``[0, 1]``.
+    block_size : int
+        ``B >= 1``: one parity bit and ``B - 1`` content bits.
+    length : int
+        ``T``, a positive multiple of ``B``.
+    eta : float
+        Parity noise ``η`` in ``[0, 1]``; ``η = 0`` is a hard parity constraint.
+
+    Notes
+    -----
+    Token ``m·B`` is block ``m``'s parity bit, tokens ``m·B+1 .. m·B+B-1`` its
+    content bits. The chain starts uniform: ``p(z_1) = 1/K``.
+
+    References
+    ----------
+    Zhang, Yu, Brekelmans, Tang, Asif, Ver Steeg (2026), "Generation Order and
+    Parallel Decoding in Masked Diffusion Models: An Information-Theoretic
+    Perspective", arXiv 2602.00286, Sec. 6.1 and App. E.
+
+    Examples
+    --------
+    >>> import torch
+    >>> hmm = BlockHMM(num_states=2, stay=0.9, rho=(0.9, 0.1), block_size=4,
+    ...                length=8, eta=0.0)
+    >>> x = torch.tensor([[0, 1, 1, 0, 1, 1, 0, 0]])
+    >>> bool(hmm.log_prob(x).isfinite()), bool(hmm.log_prob(1 - x).isinf())
+    (True, True)
+    """
+
+    vocab_size = 2
+
+    def __init__(
+        self,
+        num_states: int = 2,
+        stay: float = 0.9,
+        rho: Sequence[float] = (0.9, 0.1),
+        block_size: int = 8,
+        length: int = 64,
+        eta: float = 1e-8,
+    ):
+        self.num_states = check_int("num_states", num_states, minimum=1)
+        self.stay = check_real("stay", stay, low=0.0, high=1.0)
+        self.block_size = check_int("block_size", block_size, minimum=1)
+        self.length = check_int("length", length, minimum=1)
+        self.eta = check_real("eta", eta, low=0.0, high=1.0)
+        if self.length % self.block_size:
+            raise ValueError(
+                f"length={length!r}: expected a multiple of block_size={block_size!r}"
+            )
+        rho = torch.as_tensor(rho, dtype=torch.float64).reshape(-1)
+        if rho.shape[0] != self.num_states:
+            raise ValueError(
+                f"rho={rho.tolist()!r}: expected {self.num_states} rates, one per "
+                "latent state (num_states)"
+            )
+        if not torch.isfinite(rho).all() or (rho < 0).any() or (rho > 1).any():
+            raise ValueError(f"rho={rho.tolist()!r}: expected every rate in [0, 1]")
+        self.rho = rho
+        self.num_blocks = self.length // self.block_size
+        K = self.num_states
+        self.log_init = torch.full((K,), -math.log(K), dtype=torch.float64)
+        if K == 1:
+            trans = torch.ones(1, 1, dtype=torch.float64)
+        else:
+            off = (1 - self.stay) / (K - 1)
+            trans = torch.full((K, K), off, dtype=torch.float64)
+            trans.fill_diagonal_(self.stay)
+        self.log_trans = trans.log()
+
+    def __repr__(self) -> str:
+        return (
+            f"BlockHMM(num_states={self.num_states}, stay={self.stay}, "
+            f"rho={self.rho.tolist()}, block_size={self.block_size}, "
+            f"length={self.length}, eta={self.eta})"
+        )
+
+    # -- block views ----------------------------------------------------------------
+
+    def blocks(self, x: Tensor) -> Tensor:
+        """View ``(*batch, T)`` tokens as ``(*batch, M, B)`` blocks."""
+        return x.reshape(x.shape[:-1] + (self.num_blocks, self.block_size))
+
+    def emission(self) -> BlockEmission:
+        """``p(x_B | z)`` for every state: batch shape ``(K,)``."""
+        return BlockEmission(self.rho, self.eta, self.block_size)
+
+    def block_log_like(self, x: Tensor) -> Tensor:
+        """``log p(x_{B_m} | z_m = k)`` of complete blocks, shape ``(*batch, M, K)``."""
+        blocks = self.blocks(x).to(torch.float64).unsqueeze(-2)
+        return self.emission().log_prob(blocks)
+
+    def block_predictive(self, x: Tensor) -> Tensor:
+        """``log p(z_m | x_{P_m})``, the latent law of block ``m`` given the blocks
+        before it, shape ``(*batch, M, K)``."""
+        like = self.block_log_like(x)
+        return hmm_filter(self.log_init, self.log_trans, like).log_predictive
+
+    def next_predictive(self, log_pred: Tensor, block: Tensor) -> Tensor:
+        """One filtering step: from ``log p(z_m | x_P)`` and block ``m``'s values
+        (float or long, shape ``(*batch, B)``) to ``log p(z_{m+1} | x_P, x_{B_m})``."""
+        like = self.emission().log_prob(block.to(torch.float64).unsqueeze(-2))
+        filtered = log_normalize(log_pred + like)
+        return torch.logsumexp(filtered.unsqueeze(-1) + self.log_trans, dim=-2)
+
+    def bit_marginals(self, log_pred: Tensor) -> Tensor:
+        """``p(x_i = 1 | x_P)`` of each bit of a block given ``log p(z | x_P)``.
+
+        Parameters
+        ----------
+        log_pred : Tensor, shape (*batch, K)
+
+        Returns
+        -------
+        Tensor, shape (*batch, B)
+            Parity bit first, then the content bits (all equal).
+
+        Notes
+        -----
+        The XOR of ``n`` i.i.d. Bernoulli(ρ) bits is one with probability
+        ``(1 - (1 - 2ρ)^n) / 2``; the flip turns ``s`` into ``η + (1 - 2η) s``.
+        """
+        w = log_pred.exp()
+        content = (w * self.rho).sum(-1)
+        odd = (1 - (1 - 2 * self.rho) ** (self.block_size - 1)) / 2
+        parity = (w * (self.eta + (1 - 2 * self.eta) * odd)).sum(-1)
+        content = content.unsqueeze(-1).expand(content.shape + (self.block_size - 1,))
+        return torch.cat([parity.unsqueeze(-1), content], -1).clamp(0.0, 1.0)
+
+    def block_log_conditionals(self, x: Tensor) -> Tensor:
+        """``log p(x_{B_m} | x_{P_m})`` of every block of complete sequences,
+        shape ``(*batch, M)``; their sum over ``m`` is ``log p(x)``."""
+        x = self._check_x(x)
+        like = self.block_log_like(x)
+        log_pred = hmm_filter(self.log_init, self.log_trans, like).log_predictive
+        return torch.logsumexp(log_pred + like, -1)
+
+    # -- exact block measures -----------------------------------------------------
+
+    def _classes(self) -> tuple[Tensor, Tensor, Tensor]:
+        # Block configurations fall in 2B classes (k content ones, parity bit P);
+        # p and the factorized q are constant inside a class.
+        n = self.block_size - 1
+        ones = torch.arange(n + 1, dtype=torch.float64).repeat_interleave(2)
+        parity = torch.tensor([0.0, 1.0], dtype=torch.float64).repeat(n + 1)
+        log_mult = (
+            math.lgamma(n + 1) - torch.lgamma(ones + 1) - torch.lgamma(n - ones + 1)
+        )
+        return ones, parity, log_mult
+
+    def block_class_log_probs(self, log_pred: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Per-configuration log-probabilities of each block class.
+
+        Parameters
+        ----------
+        log_pred : Tensor, shape (*batch, K)
+            ``log p(z | x_P)``.
+
+        Returns
+        -------
+        log_p, log_q, log_mult : Tensor, shape (*batch, 2B)
+            ``log p(x_B | x_P)`` and the factorized ``log Π_i p(x_i | x_P)`` of one
+            configuration of each class (``k`` content ones, parity ``P``; class
+            ``2k + P``), and the log number of configurations in the class.
+        """
+        ones, parity, log_mult = self._classes()
+        n = self.block_size - 1
+        values = torch.stack([parity, ones], -1)
+        rho = self.rho.unsqueeze(-1)
+        content = torch.xlogy(ones, rho) + torch.xlogy(n - ones, 1 - rho)
+        eta = torch.tensor(self.eta, dtype=torch.float64)
+        match = parity == ones % 2
+        flip = torch.where(match, _log1m(eta), eta.log())
+        log_like = content + flip  # (K, 2B)
+        log_p = torch.logsumexp(log_pred.unsqueeze(-1) + log_like, -2)
+        marg = self.bit_marginals(log_pred)
+        mp, mc = marg[..., :1], marg[..., 1:2]
+        log_q = (
+            torch.xlogy(values[:, 0], mp)
+            + torch.xlogy(1 - values[:, 0], 1 - mp)
+            + torch.xlogy(values[:, 1], mc)
+            + torch.xlogy(n - values[:, 1], 1 - mc)
+        )
+        return log_p, log_q, log_mult.expand(log_p.shape)
+
+    def block_tc(self, log_pred: Tensor) -> tuple[Tensor, Tensor]:
+        """Forward and reverse conditional total correlation of a block.
+
+        ``TC→ = KL(p(x_B|x_P) ‖ Π_i p(x_i|x_P))`` and
+        ``TC← = KL(Π_i p(x_i|x_P) ‖ p(x_B|x_P))`` (paper, Eq. 15 and 17), exact.
+
+        Parameters
+        ----------
+        log_pred : Tensor, shape (*batch, K)
+
+        Returns
+        -------
+        tc_forward, tc_reverse : Tensor, shape (*batch,)
+            ``tc_reverse`` is ``+inf`` where the factorized block reaches a
+            configuration of probability zero (Lemma C.1).
+        """
+        log_p, log_q, log_mult = self.block_class_log_probs(log_pred)
+        fwd = kl_divergence(log_mult + log_p, log_mult + log_q)
+        rev = kl_divergence(log_mult + log_q, log_mult + log_p)
+        return fwd, rev
+
+    def block_incoherence(self, log_pred: Tensor, tau: float) -> Tensor:
+        """``Pr_{x_B ~ Π_i p(x_i|x_P)}[p(x_B | x_P) ≤ τ]``, exact, shape ``(*batch,)``."""
+        log_p, log_q, log_mult = self.block_class_log_probs(log_pred)
+        mass = (log_mult + log_q).exp()
+        return (mass * (log_p <= math.log(tau)).to(mass.dtype)).sum(-1)
+
+    # -- the Target contract -------------------------------------------------------
+
+    def _block_evidence(self, bits: Tensor, seen: Tensor) -> Tensor:
+        # log p(x_{B ∩ S} | z = k) of blocks (*, B) -> (*, K), by a two-state
+        # recursion over the running XOR of the content bits.
+        bits = bits.to(torch.float64).unsqueeze(-2)  # (*, 1, B)
+        seen = seen.unsqueeze(-2)
+        rho = self.rho.unsqueeze(-1)  # (K, 1)
+        # f[..., s] = p(revealed content so far, XOR of all content so far = s).
+        f = torch.tensor([1.0, 0.0], dtype=torch.float64).expand(bits.shape[:-1] + (2,))
+        for j in range(1, self.block_size):
+            v, s = bits[..., j : j + 1], seen[..., j : j + 1]
+            one = torch.where(v == 1, rho, 1 - rho)
+            shifted = torch.where(v == 1, f.flip(-1), f)
+            mixed = f * (1 - rho) + f.flip(-1) * rho
+            f = torch.where(s, shifted * one, mixed)
+        parity, seen_p = bits[..., 0], seen[..., 0]
+        agree = torch.where(parity == 0, f[..., 0], f[..., 1])
+        observed = agree * (1 - self.eta) + (f.sum(-1) - agree) * self.eta
+        return torch.where(seen_p, observed, f.sum(-1)).log()
+
+    def _partial_block_log_like(self, x: Tensor, revealed: Tensor) -> Tensor:
+        # log p(x_{B_m ∩ S} | z_m = k), shape (*batch, M, K).
+        return self._block_evidence(self.blocks(x), self.blocks(revealed))
+
+    def log_evidence(self, x: Tensor, revealed: Tensor) -> Tensor:
+        revealed = torch.as_tensor(revealed, dtype=torch.bool).expand(x.shape)
+        like = self._partial_block_log_like(x, revealed)
+        return hmm_filter(self.log_init, self.log_trans, like).log_evidence
+
+    def conditionals(self, x: Tensor, revealed: Tensor) -> Tensor:
+        x = self._check_x(x)
+        revealed = torch.as_tensor(revealed, dtype=torch.bool).expand(x.shape)
+        like = self._partial_block_log_like(x, revealed)
+        cavity = hmm_cavity(self.log_init, self.log_trans, like)  # (*batch, M, K)
+        B, V = self.block_size, self.vocab_size
+        # Block m with its position j set to v and revealed: (*batch, M, B, V, B).
+        eye = torch.eye(B, dtype=torch.bool).view(B, 1, B)
+        xb, rb = self.blocks(x), self.blocks(revealed)
+        xs = torch.where(eye, torch.arange(V).view(1, V, 1), xb[..., None, None, :])
+        like_jv = self._block_evidence(xs, rb[..., None, None, :] | eye)
+        # (*batch, M, B, V, K) -> (*batch, M, B, V) -> (*batch, T, V).
+        log_w = torch.logsumexp(cavity[..., None, None, :] + like_jv, -1)
+        out = log_normalize(log_w).reshape(x.shape + (V,))
+        one_hot = torch.nn.functional.one_hot(x, V).to(torch.bool)
+        fixed = torch.where(one_hot, 0.0, -torch.inf).to(out.dtype)
+        return torch.where(revealed.unsqueeze(-1), fixed, out)
+
+    def sample(self, num_sequences: int) -> Tensor:
+        num_sequences = check_int("num_sequences", num_sequences, minimum=0)
+        trace = pyro.poutine.trace(self.model).get_trace(num_sequences=num_sequences)
+        blocks = [trace.nodes[f"block_{m}"]["value"] for m in range(self.num_blocks)]
+        return torch.stack(blocks, -2).reshape(num_sequences, self.length).long()
+
+    def model(self, data: Tensor | None = None, num_sequences: int | None = None):
+        """Pyro model: sites ``z_m`` (enumerated latents) and ``block_m`` (tokens).
+
+        Parameters
+        ----------
+        data : Tensor, shape (N, T), optional
+            Observed sequences; when given, every ``block_m`` site is observed.
+        num_sequences : int, optional
+            ``N`` when ``data`` is not given.
+
+        Returns
+        -------
+        Tensor, shape (N, T), long
+        """
+        if data is not None:
+            data = self._check_x(data)
+            n = data.shape[0]
+            observed = self.blocks(data).to(torch.float64)
+        else:
+            n = check_int("num_sequences", num_sequences, minimum=0)
+            observed = None
+        init = dist.Categorical(logits=self.log_init)
+        blocks, z = [], None
+        with pyro.plate("sequences", n, dim=-1):
+            for m in pyro.markov(range(self.num_blocks)):
+                logits = self.log_init if z is None else Vindex(self.log_trans)[z]
+                z = pyro.sample(
+                    f"z_{m}",
+                    init if z is None else dist.Categorical(logits=logits),
+                    infer={"enumerate": "parallel"},
+                )
+                obs = None if observed is None else observed[:, m]
+                block = pyro.sample(
+                    f"block_{m}",
+                    BlockEmission(self.rho[z], self.eta, self.block_size),
+                    obs=obs,
+                )
+                blocks.append(block)
+        if data is not None:
+            return data
+        return torch.stack(blocks, -2).reshape(n, self.length).long()
