@@ -63,8 +63,8 @@ class BlockEmission(TorchDistribution):
         rho = self.rho.expand(torch.Size(batch_shape))
         return BlockEmission(rho, self.eta, self.block_size)
 
-    def sample(self, sample_shape=torch.Size()):
-        shape = self._extended_shape(sample_shape)
+    def sample(self, sample_shape=()):
+        shape = self._extended_shape(torch.Size(sample_shape))
         with torch.no_grad():
             rho = self.rho.expand(shape[:-1]).unsqueeze(-1)
             content = torch.bernoulli(rho.expand(shape[:-1] + (self.block_size - 1,)))
