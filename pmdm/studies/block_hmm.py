@@ -278,7 +278,10 @@ def results_figure(rows: list[dict]) -> bytes:
         ax.set_xlabel("parity noise η")
         ax.set_title(_LABELS[measure])
         ax.grid(True, which="major", alpha=0.3)
-    axes[0].legend(frameon=False)
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(frameon=False)
+    if any(row["eta"] == 0 for row in rows):
+        fig.suptitle("η = 0 cannot sit on the log axis: see results.md", fontsize=9)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=150)
     plt.close(fig)

@@ -1,0 +1,1 @@
+"""Public helpers for testing code built on pmdm: hypothesis profiles and strategies."""
