@@ -5,6 +5,7 @@ Every model is built from a config with a seed; nothing is downloaded.
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from types import SimpleNamespace
@@ -431,3 +432,106 @@ def test_missing_transformers_names_the_extra(monkeypatch, tmp_path):
     ):
         with pytest.raises(ImportError, match=r"pip install 'pmdm\[hf\]'"):
             call()
+
+
+# LLaDA's loading path: a remote-code model (AutoModel + trust_remote_code), written
+# to a temporary directory as LLaDA's snapshot is: config.json with an auto_map,
+# the configuration and modeling files, and the weights.
+
+REMOTE_CONFIGURATION = """
+from transformers import PretrainedConfig
+
+
+class TinyLLaDAConfig(PretrainedConfig):
+    model_type = "tinyllada"
+
+    def __init__(self, vocab_size=16, mask_token_id=15, hidden_size=8, **kwargs):
+        self.vocab_size = vocab_size
+        self.mask_token_id = mask_token_id
+        self.hidden_size = hidden_size
+        super().__init__(**kwargs)
+"""
+
+REMOTE_MODELING = """
+import torch
+from transformers import PreTrainedModel
+from transformers.modeling_outputs import MaskedLMOutput
+
+from .configuration_tinyllada import TinyLLaDAConfig
+
+
+class TinyLLaDAModelLM(PreTrainedModel):
+    config_class = TinyLLaDAConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.embed = torch.nn.Embedding(config.vocab_size, config.hidden_size)
+        self.head = torch.nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.post_init()
+
+    def forward(self, input_ids, **kwargs):
+        h = self.embed(input_ids)
+        return MaskedLMOutput(logits=self.head(h + h.mean(1, keepdim=True)))
+"""
+
+
+@pytest.fixture
+def remote_code_snapshot(tmp_path, monkeypatch):
+    """A LLaDA-like snapshot directory; dynamic modules go to a temporary cache."""
+    dynamic_module_utils = pytest.importorskip("transformers.dynamic_module_utils")
+    monkeypatch.setattr(
+        dynamic_module_utils, "HF_MODULES_CACHE", str(tmp_path / "modules")
+    )
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    snapshot = tmp_path / "snapshot"
+    snapshot.mkdir()
+    (snapshot / "configuration_tinyllada.py").write_text(REMOTE_CONFIGURATION)
+    (snapshot / "modeling_tinyllada.py").write_text(REMOTE_MODELING)
+    config = {
+        "model_type": "tinyllada",
+        "vocab_size": 16,
+        "mask_token_id": 15,
+        "hidden_size": 8,
+        "eos_token_id": 14,
+        "pad_token_id": 14,
+        "auto_map": {
+            "AutoConfig": "configuration_tinyllada.TinyLLaDAConfig",
+            "AutoModel": "modeling_tinyllada.TinyLLaDAModelLM",
+            "AutoModelForCausalLM": "modeling_tinyllada.TinyLLaDAModelLM",
+        },
+    }
+    (snapshot / "config.json").write_text(json.dumps(config))
+    loaded_config = transformers.AutoConfig.from_pretrained(
+        snapshot, trust_remote_code=True, local_files_only=True
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = transformers.AutoModel.from_config(
+            loaded_config, trust_remote_code=True
+        )
+    model.save_pretrained(snapshot)
+    return snapshot
+
+
+def test_remote_code_model_loads_through_automodel(remote_code_snapshot):
+    predictor = HFPredictor.from_pretrained(
+        remote_code_snapshot,
+        trust_remote_code=True,
+        dtype=torch.bfloat16,
+        load_tokenizer=False,
+    )
+    log_probs = predictor(torch.tensor([[1, 15, 15, 2]]))
+
+    assert type(predictor.model).__name__ == "TinyLLaDAModelLM"
+    assert predictor.model.dtype == torch.bfloat16
+    assert (predictor.vocab_size, predictor.mask_id) == (16, 15)
+    assert log_probs.dtype == torch.float64
+    assert torch.isneginf(log_probs[..., 15]).all()
+
+
+def test_remote_code_needs_explicit_trust(remote_code_snapshot):
+    version = transformers.__version__
+    with pytest.raises(
+        AdapterLoadError, match=rf"(?s)transformers {version}: .*trust_remote_code"
+    ):
+        HFPredictor.from_pretrained(remote_code_snapshot, load_tokenizer=False)
