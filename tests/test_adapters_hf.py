@@ -535,3 +535,77 @@ def test_remote_code_needs_explicit_trust(remote_code_snapshot):
         AdapterLoadError, match=rf"(?s)transformers {version}: .*trust_remote_code"
     ):
         HFPredictor.from_pretrained(remote_code_snapshot, load_tokenizer=False)
+
+
+# Details: dropout in training mode, tokenizer files, encode/decode, tiny configs.
+
+
+def test_training_mode_with_dropout_warns_with_the_remedy():
+    model = tiny_bert_mlm()
+    model.train()
+    with pytest.warns(UserWarning, match=r"training mode with dropout.*model.eval\(\)"):
+        HFPredictor(model)
+
+
+def test_directory_without_tokenizer_files(tmp_path):
+    tiny_bert_mlm(seed=2).save_pretrained(tmp_path)
+    assert HFPredictor.from_pretrained(tmp_path).tokenizer is None
+    with pytest.raises(ValueError, match=r"load_tokenizer=True: path=.* holds none"):
+        HFPredictor.from_pretrained(tmp_path, load_tokenizer=True)
+
+
+def test_encode_and_decode_through_the_tokenizer():
+    predictor = HFPredictor(tiny_bert_mlm(vocab_size=64), tokenizer=bert_tokenizer(64))
+    ids = predictor.encode("hello world")
+    assert ids.tolist() == [2, 4, 5, 3]
+    assert predictor.decode(ids) == "hello world"
+    with pytest.raises(ValueError, match=r"tokens: expected shape \(T,\)"):
+        predictor.decode(ids.unsqueeze(0))
+    bare = HFPredictor(tiny_bert_mlm(vocab_size=64))
+    with pytest.raises(
+        ValueError, match=r"tokenizer=None: this predictor has no tokenizer"
+    ):
+        bare.encode("hello")
+    with pytest.raises(
+        ValueError, match=r"tokenizer=None: this predictor has no tokenizer"
+    ):
+        bare.decode(ids)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (
+            dict(vocab_size=8, mask_token_id=8),
+            ValueError,
+            r"mask_token_id=8: expected an id in \[0, 8\)",
+        ),
+        (dict(vocab_size=1), ValueError, r"vocab_size=1: expected an integer >= 2"),
+        (
+            dict(hidden_size=10, num_heads=3),
+            ValueError,
+            r"hidden_size=10: expected a multiple of num_heads=3",
+        ),
+        (dict(seed=1.5), TypeError, r"seed=1.5: expected an integer"),
+    ],
+)
+def test_tiny_config_errors(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        TinyMDMConfig(**kwargs)
+
+
+def test_tiny_model_input_and_margin_errors():
+    model = TinyMDM(TinyMDMConfig(max_length=4))
+    with pytest.raises(
+        ValueError,
+        match=r"input_ids: expected at most max_length=4 positions, actual 5",
+    ):
+        model(torch.zeros(1, 5, dtype=torch.long))
+    with pytest.raises(
+        ValueError, match=r"margin=0.0: expected a positive real number"
+    ):
+        MaskArgmaxMDM(TinyMDMConfig(), margin=0.0)
+    with pytest.raises(ValueError, match=r"margin=inf: expected a finite real number"):
+        MaskArgmaxMDM(TinyMDMConfig(), margin=math.inf)
+    with pytest.raises(TypeError, match=r"margin='big': expected a real number"):
+        MaskArgmaxMDM(TinyMDMConfig(), margin="big")

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,6 +42,15 @@ SHADOWED_ID_NAMES = (
 )
 
 _INTERFACE = "model(input_ids).logits of shape (batch, T, vocab)"
+
+#: Files of which at least one is present in a directory that holds a tokenizer.
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "tokenizer.model",
+    "vocab.txt",
+    "vocab.json",
+)
 
 
 class AdapterLoadError(RuntimeError):
@@ -166,6 +176,22 @@ def _resolve_mask_id(
     return mask_id
 
 
+_DROPOUT = (
+    nn.Dropout,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.Dropout3d,
+    nn.AlphaDropout,
+    nn.FeatureAlphaDropout,
+)
+
+
+def _has_active_dropout(model: nn.Module) -> bool:
+    return any(
+        isinstance(m, _DROPOUT) and m.training and m.p > 0 for m in model.modules()
+    )
+
+
 def _model_device(model: nn.Module) -> torch.device | None:
     for param in model.parameters():
         return param.device
@@ -274,6 +300,13 @@ class HFPredictor:
         self.mask_id = _resolve_mask_id(
             mask_id, self.config, tokenizer, self.vocab_size
         )
+        if _has_active_dropout(model):
+            warnings.warn(
+                f"model: {type(model).__name__} is in training mode with dropout, so "
+                "its predictions are random; call model.eval() before wrapping it",
+                UserWarning,
+                stacklevel=2,
+            )
         self.model = model
         self.tokenizer = tokenizer
         self.compute_dtype = compute_dtype
@@ -290,7 +323,7 @@ class HFPredictor:
         device: str | torch.device | None = None,
         trust_remote_code: bool = False,
         loader: Literal["auto", "model", "masked_lm"] = "auto",
-        load_tokenizer: bool = True,
+        load_tokenizer: bool | None = None,
         compute_dtype: torch.dtype = torch.float64,
     ) -> HFPredictor:
         """Load a model (and its tokenizer) from a local directory.
@@ -317,8 +350,10 @@ class HFPredictor:
             ``AutoModelForMaskedLM``; ``"auto"`` uses ``AutoModel`` when the config's
             ``auto_map`` names one and no ``AutoModelForMaskedLM``, else
             ``AutoModelForMaskedLM``.
-        load_tokenizer : bool
-            Also load the tokenizer from ``path`` (for the mask id and prompts).
+        load_tokenizer : bool, optional
+            Load the tokenizer from ``path`` (for the mask id, the ids it must not
+            shadow, and prompts). ``None`` (default): if ``path`` holds tokenizer
+            files; ``True``: required; ``False``: never.
         compute_dtype : torch.dtype
             As for :class:`HFPredictor`.
 
@@ -383,7 +418,13 @@ class HFPredictor:
             model = model.to(device)
         model.eval()
         tokenizer = None
-        if load_tokenizer:
+        has_files = any((directory / name).is_file() for name in TOKENIZER_FILES)
+        if load_tokenizer and not has_files:
+            raise ValueError(
+                f"load_tokenizer=True: path={str(path)!r} holds none of the tokenizer "
+                f"files {list(TOKENIZER_FILES)}"
+            )
+        if has_files and load_tokenizer is not False:
             try:
                 tokenizer = transformers.AutoTokenizer.from_pretrained(
                     directory, **common
@@ -483,6 +524,69 @@ class HFPredictor:
             meaning for decoding.
         """
         return self.log_probs_from_logits(self.logits(tokens))
+
+    def encode(
+        self, text: str | Sequence[dict[str, str]], *, chat: bool = False
+    ) -> Tensor:
+        """Prompt token ids through :attr:`tokenizer`; see
+        :func:`pmdm.adapters.prompts.encode_prompt`.
+
+        Parameters
+        ----------
+        text : str or sequence of dict
+            The prompt, or chat messages.
+        chat : bool
+            Apply the tokenizer's chat template (instruct models).
+
+        Returns
+        -------
+        Tensor, shape (P,)
+            Long ids, none equal to :attr:`mask_id`.
+
+        Raises
+        ------
+        ValueError
+            If the predictor has no tokenizer, or as ``encode_prompt``.
+        """
+        from pmdm.adapters.prompts import encode_prompt
+
+        if self.tokenizer is None:
+            raise ValueError(
+                "tokenizer=None: this predictor has no tokenizer; pass tokenizer= or "
+                "load from a directory that holds one"
+            )
+        return encode_prompt(self.tokenizer, text, chat=chat, mask_id=self.mask_id)
+
+    def decode(self, tokens: Tensor, *, skip_special_tokens: bool = True) -> str:
+        """Text of a 1-d tensor of token ids through :attr:`tokenizer`.
+
+        Parameters
+        ----------
+        tokens : Tensor, shape (T,)
+        skip_special_tokens : bool
+            Drop special tokens such as end of text and padding.
+
+        Returns
+        -------
+        str
+
+        Raises
+        ------
+        ValueError
+            If the predictor has no tokenizer or ``tokens`` is not 1-d.
+        """
+        if self.tokenizer is None:
+            raise ValueError(
+                "tokenizer=None: this predictor has no tokenizer to decode"
+            )
+        tokens = check_token_tensor("tokens", tokens)
+        if tokens.dim() != 1:
+            raise ValueError(
+                f"tokens: expected shape (T,), actual {tuple(tokens.shape)}"
+            )
+        return self.tokenizer.decode(
+            tokens.tolist(), skip_special_tokens=skip_special_tokens
+        )
 
     def __repr__(self) -> str:
         return (
