@@ -72,6 +72,7 @@ def test_contract_shape_normalization_and_mask_column(batch_shape):
     total = torch.logsumexp(log_probs, dim=-1)
     torch.testing.assert_close(total, torch.zeros_like(total), atol=1e-12, rtol=0)
     assert predictor.nfe == 1
+    assert not log_probs.requires_grad
 
 
 def test_batch_shape_is_flattened_and_restored():

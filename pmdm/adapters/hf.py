@@ -249,9 +249,15 @@ class HFPredictor:
     ValueError
         If the vocabulary size cannot be found or the mask id is invalid.
 
+    Warns
+    -----
+    UserWarning
+        If the model holds dropout layers in training mode (predictions would be
+        random); the remedy is ``model.eval()``.
+
     Notes
     -----
-    The model attends without a padding mask (LLaDA has none), so every sequence of
+    The model runs under ``torch.no_grad()``. The model attends without a padding mask (LLaDA has none), so every sequence of
     a batch must have the same length and no position is padding. Prompts of
     different lengths are run apart: see :func:`pmdm.adapters.prompts.run_by_length`.
     The result is on the device of ``tokens``; the model runs on its own device.
@@ -486,7 +492,8 @@ class HFPredictor:
             raise ValueError(
                 f"model output: expected {_INTERFACE} = {expected} for input_ids of "
                 f"shape {tuple(input_ids.shape)}, actual logits of shape "
-                f"{tuple(logits.shape)}"
+                f"{tuple(logits.shape)}; if the model pads its vocabulary (e.g. a "
+                "config.embedding_size above vocab_size), pass vocab_size=<logits width>"
             )
         return logits.reshape(*batch_shape, length, self.vocab_size).to(tokens.device)
 
