@@ -5,9 +5,11 @@ from __future__ import annotations
 import itertools
 from abc import ABC, abstractmethod
 
+import networkx as nx
 import torch
 from torch import Tensor
 
+from pmdm.models.graph import complete_token_graph
 from pmdm.ops.logspace import log_normalize
 from pmdm.ops.validation import check_int, check_tokens
 
@@ -70,6 +72,49 @@ class Target(ABC):
     @abstractmethod
     def model(self, data: Tensor | None = None, num_sequences: int | None = None):
         """The Pyro model of ``p`` (sample sites are tokens or blocks of tokens)."""
+
+    def sites(self, x: Tensor) -> dict[str, Tensor]:
+        """The values that :meth:`model`'s token sample sites take on sequences ``x``.
+
+        A decoder's Pyro guide emits exactly these sites, so that
+        ``poutine.condition(target.model, data=target.sites(x))`` scores ``x`` and
+        ``TraceEnum_ELBO(model, guide)`` compares the two.
+
+        Parameters
+        ----------
+        x : Tensor, shape (N, T), long
+            Complete sequences.
+
+        Returns
+        -------
+        dict of str to Tensor
+            Site name to value, with the leading axis ``N`` (the model's
+            ``"sequences"`` plate).
+
+        Raises
+        ------
+        NotImplementedError
+            In this base class: the site names belong to each subclass's model.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__}.sites: a Target subclass must map sequences to "
+            "the sample sites of its own model"
+        )
+
+    def dependency_graph(self) -> nx.DiGraph:
+        """The target's factorization as a DAG over latent and token nodes.
+
+        Token ``i`` is the node ``("x", i)``; see :mod:`pmdm.models.graph` for the
+        conventions and :func:`pmdm.models.graph.mutually_independent` for its use.
+        This base version asserts no independence (a complete DAG over the tokens
+        in position order); subclasses with structure override it.
+
+        Returns
+        -------
+        networkx.DiGraph
+            A fresh graph that the caller may modify.
+        """
+        return complete_token_graph(self.length)
 
     # -- derived --------------------------------------------------------------------
 

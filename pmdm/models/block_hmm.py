@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import networkx as nx
 import pyro
 import pyro.distributions as dist
 import torch
@@ -20,6 +21,7 @@ from pyro.ops.indexing import Vindex
 from torch import Tensor
 
 from pmdm.models.base import Target
+from pmdm.models.graph import new_graph, token_node
 from pmdm.ops.hmm import hmm_cavity, hmm_filter
 from pmdm.ops.logspace import kl_divergence, log_normalize
 from pmdm.ops.validation import check_int, check_real
@@ -121,7 +123,8 @@ class BlockHMM(Target):
     >>> hmm = BlockHMM(num_states=2, stay=0.9, rho=(0.9, 0.1), block_size=4,
     ...                length=8, eta=0.0)
     >>> x = torch.tensor([[0, 1, 1, 0, 1, 1, 0, 0]])
-    >>> bool(hmm.log_prob(x).isfinite()), bool(hmm.log_prob(1 - x).isinf())
+    >>> wrong_parity = torch.tensor([[1, 1, 1, 0, 1, 1, 0, 0]])
+    >>> bool(hmm.log_prob(x).isfinite()), bool(hmm.log_prob(wrong_parity).isinf())
     (True, True)
     """
 
@@ -351,9 +354,52 @@ class BlockHMM(Target):
         # (*batch, M, B, V, K) -> (*batch, M, B, V) -> (*batch, T, V).
         log_w = torch.logsumexp(cavity[..., None, None, :] + like_jv, -1)
         out = log_normalize(log_w).reshape(x.shape + (V,))
+        # Given an impossible context every row is uniform (the Target contract).
+        evidence = hmm_filter(self.log_init, self.log_trans, like).log_evidence
+        impossible = torch.isneginf(evidence)[..., None, None]
+        out = torch.where(impossible, torch.full_like(out, -math.log(V)), out)
         one_hot = torch.nn.functional.one_hot(x, V).to(torch.bool)
         fixed = torch.where(one_hot, 0.0, -torch.inf).to(out.dtype)
         return torch.where(revealed.unsqueeze(-1), fixed, out)
+
+    def sites(self, x: Tensor) -> dict[str, Tensor]:
+        """``{"block_m": x_{B_m}}``: each block as a float 0/1 tensor of shape (N, B).
+
+        Examples
+        --------
+        >>> import torch
+        >>> hmm = BlockHMM(block_size=2, length=4)
+        >>> hmm.sites(torch.tensor([[1, 1, 0, 0]]))["block_1"]
+        tensor([[0., 0.]], dtype=torch.float64)
+        """
+        blocks = self.blocks(self._check_x(x)).to(torch.float64)
+        return {f"block_{m}": blocks[..., m, :] for m in range(self.num_blocks)}
+
+    def dependency_graph(self) -> nx.DiGraph:
+        """The chain ``z_{m-1} → z_m``, edges from ``z_m`` to every bit of block
+        ``m``, and from every content bit to the parity bit of its block.
+
+        The parity bit is a noisy function of the content bits, so it is a collider:
+        revealing it couples the block's content bits. Under a hard constraint
+        (``η`` in ``{0, 1}``) each bit is also ``determined_by`` the block's other
+        bits (see :mod:`pmdm.models.graph`). The edge ``z_m →`` parity is kept
+        although the parity depends on ``z_m`` only through the content bits: an
+        extra edge asserts less independence, never more.
+        """
+        graph = new_graph(self.length)
+        B = self.block_size
+        hard = self.eta in (0.0, 1.0)
+        for m in range(self.num_blocks):
+            graph.add_node(("z", m), kind="latent")
+            if m:
+                graph.add_edge(("z", m - 1), ("z", m))
+            bits = [token_node(m * B + j) for j in range(B)]
+            graph.add_edges_from((("z", m), bit) for bit in bits)
+            graph.add_edges_from((bit, bits[0]) for bit in bits[1:])
+            if hard:
+                for bit in bits:
+                    graph.nodes[bit]["determined_by"] = [frozenset(bits) - {bit}]
+        return graph
 
     def sample(self, num_sequences: int) -> Tensor:
         num_sequences = check_int("num_sequences", num_sequences, minimum=0)
