@@ -107,6 +107,56 @@ def _run_block_hmm(args) -> int:
     return 0
 
 
+def _add_evaluate(commands) -> None:
+    p = commands.add_parser(
+        "evaluate",
+        help="measure one decoder on one target (exactly or by Monte Carlo)",
+        description="Measure a decoder (TOML) on a target (TOML): forward and reverse "
+        "KL, cross-entropy, incoherence, NFE and proposals. See the README for the "
+        "file formats.",
+    )
+    p.add_argument("--target", type=Path, required=True, help="target TOML file")
+    p.add_argument("--decoder", type=Path, required=True, help="decoder TOML file")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument(
+        "--exact",
+        action="store_true",
+        default=None,
+        help="enumerate every sequence (default when V^T <= 65536)",
+    )
+    how.add_argument(
+        "--n-sequences",
+        type=int,
+        default=None,
+        help="Monte Carlo with N decoded and N target sequences",
+    )
+    p.add_argument("--seed", type=int, default=0, help="fixes every number")
+    p.add_argument("--tau", type=float, default=1e-8, help="incoherence threshold")
+    p.add_argument("--format", choices=["json", "table"], default="table")
+    p.set_defaults(func=_run_evaluate)
+
+
+def _run_evaluate(args) -> int:
+    import json
+
+    from pmdm.studies.evaluate import evaluate, evaluation_table
+
+    exact = True if args.exact else (False if args.n_sequences is not None else None)
+    result = evaluate(
+        args.target,
+        args.decoder,
+        exact=exact,
+        n_sequences=args.n_sequences or 10_000,
+        seed=args.seed,
+        tau=args.tau,
+    )
+    if args.format == "json":
+        print(json.dumps(result, indent=2, allow_nan=False))
+    else:
+        print(evaluation_table(result), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``pmdm`` command."""
     parser = argparse.ArgumentParser(
@@ -120,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce = commands.add_parser("reproduce", help="reproduce a study of a paper")
     studies = reproduce.add_subparsers(dest="study", required=True)
     _add_block_hmm(studies)
+    _add_evaluate(commands)
     return parser
 
 

@@ -322,9 +322,12 @@ class Decoder:
             draws = sample_categorical(tempered, generator)
         else:
             draws = forced[rows]
-        scores = self.order.scores(log_probs, draws, generator)
-        order = rank(scores, eligible)
-        select = self.schedule.select(log_probs, order, eligible, region)
+        if getattr(self.order, "chooses_set", False):
+            select = self.order.choose(state == predictor.mask_id)
+        else:
+            scores = self.order.scores(log_probs, draws, generator)
+            order = rank(scores, eligible)
+            select = self.schedule.select(log_probs, order, eligible, region)
         self._commit(
             predictor,
             tokens,
@@ -417,7 +420,7 @@ class Decoder:
 
     # -- Pyro -------------------------------------------------------------------------
 
-    def guide(self, target, predictor=None):
+    def guide(self, target, predictor=None, generator: torch.Generator | None = None):
         """A Pyro guide for ``target.model`` that decodes with this decoder.
 
         The guide decodes ``N`` sequences batched and emits the target's sample
@@ -430,6 +433,9 @@ class Decoder:
         target : Target
         predictor : Predictor, optional
             Defaults to the target's oracle.
+        generator : torch.Generator, optional
+            The decoder's randomness. The guide keeps its last
+            :class:`DecodeResult` in its attribute ``last_result``.
 
         Raises
         ------
@@ -448,11 +454,12 @@ class Decoder:
 
             predictor = OraclePredictor(target)
 
-        def decoder_guide(data=None, num_sequences=None, generator=None):
+        def decoder_guide(data=None, num_sequences=None):
             n = data.shape[0] if data is not None else num_sequences
             out = self.decode(
                 predictor, num_sequences=n, length=target.length, generator=generator
             )
+            decoder_guide.last_result = out
             log_q = out.trajectory.log_q_path
             with pyro.plate("sequences", n, dim=-1):
                 for i, (name, value) in enumerate(target.sites(out.tokens).items()):

@@ -211,6 +211,15 @@ def _expand(decoder, predictor, frontier, region_one, V, mask_id, mode):
                 torch.zeros(rows.numel(), dtype=torch.float64),
             )
         ]
+    elif getattr(decoder.order, "chooses_set", False):
+        sel = decoder.order.choose(state == mask_id)
+        branches = [
+            (
+                torch.arange(rows.numel()),
+                sel,
+                torch.zeros(rows.numel(), dtype=torch.float64),
+            )
+        ]
     else:
         eligible = decoder.schedule.eligible(region[rows], state == mask_id)
         branches = _selections(decoder, log_probs, tempered, eligible, region[rows], V)

@@ -211,6 +211,58 @@ class CallableOrder(OrderPolicy):
         return out
 
 
+class GraphOrder(OrderPolicy):
+    """Dependency-aware order: each step reveals a largest set of masked positions
+    that are mutually independent given the revealed tokens.
+
+    The set comes from d-separation in the target's dependency graph
+    (:func:`pmdm.models.graph.mutually_independent`), preferring positions that
+    separate the others (:func:`pmdm.models.graph.separating_priority`), so every
+    factorized step is exact with an oracle. This order chooses how many positions
+    a step reveals: the decoder's schedule is not used.
+
+    Parameters
+    ----------
+    target : Target
+        Provides ``dependency_graph()``.
+    """
+
+    name = "graph"
+    chooses_set = True
+
+    def __init__(self, target):
+        self.graph = target.dependency_graph()
+        self.length = target.length
+        self._cache: dict[tuple[int, ...], list[int]] = {}
+
+    def __repr__(self) -> str:
+        return f"GraphOrder(length={self.length})"
+
+    def scores(self, log_probs, draws=None, generator=None):
+        raise ValueError("the graph order chooses whole sets: use choose()")
+
+    def choose(self, masked: Tensor) -> Tensor:
+        """The positions to reveal, shape ``(N, T)`` bool, for masks ``(N, T)``.
+
+        The set depends on which positions are revealed, not on their values, so
+        it is computed once per distinct mask pattern.
+        """
+        from pmdm.models.graph import mutually_independent, separating_priority
+
+        patterns, inverse = torch.unique(masked, dim=0, return_inverse=True)
+        chosen = torch.zeros_like(patterns)
+        for row, pattern in enumerate(patterns):
+            revealed = tuple((~pattern).nonzero().squeeze(-1).tolist())
+            if revealed not in self._cache:
+                candidates = pattern.nonzero().squeeze(-1).tolist()
+                priority = separating_priority(self.graph, revealed, candidates)
+                self._cache[revealed] = mutually_independent(
+                    self.graph, revealed, candidates, priority=priority
+                )
+            chosen[row, self._cache[revealed]] = True
+        return chosen[inverse]
+
+
 ORDERS: dict[str, type[OrderPolicy]] = {
     cls.name: cls
     for cls in (
@@ -236,6 +288,11 @@ def make_order(order: str | OrderPolicy | Callable | Sequence[int]) -> OrderPoli
     if isinstance(order, OrderPolicy):
         return order
     if isinstance(order, str):
+        if order == "graph":
+            raise ValueError(
+                "order='graph': build GraphOrder(target), it needs the target's "
+                "dependency graph"
+            )
         if order not in ORDERS:
             raise ValueError(
                 f"order={order!r}: expected one of {sorted(ORDERS) + ['graph']}, a "
