@@ -125,6 +125,7 @@ def test_joint_table_delegates_to_the_target():
         (torch.tensor([[0, 1, 3, 0]]), ValueError, r"or the mask id 2, actual 3"),
         (torch.tensor([[0, -1, 0, 0]]), ValueError, r"tokens: expected token ids"),
         ([[0, 1, 0, 1]], TypeError, r"tokens: expected a torch.Tensor"),
+        (torch.ones(1, 4).bool(), TypeError, r"actual dtype torch.bool"),
     ],
 )
 def test_bad_oracle_inputs_are_refused_by_name(tokens, error, match):
