@@ -1,9 +1,13 @@
 import pyro
 import pytest
+import torch
 
 from pmdm.testing.profiles import register_profiles
 
 register_profiles()
+
+# The tests' tensors are small: one thread avoids contention on small machines.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
