@@ -14,8 +14,11 @@ plumbing (shapes, ids, prompts, guidance, decoders) offline.
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -39,9 +42,15 @@ __all__ = [
     "TinyMDM",
     "TinyMDMConfig",
     "TinyMDMOutput",
+    "load_tiny_mdm",
+    "save_tiny_mdm",
     "tiny_bert_mlm",
     "tiny_llada",
 ]
+
+#: File that marks a directory written by :func:`save_tiny_mdm`.
+TINY_MDM_FILE = "pmdm_tiny_mdm.json"
+_TINY_WEIGHTS_FILE = "pmdm_tiny_mdm.pt"
 
 
 @dataclass(frozen=True)
@@ -345,4 +354,65 @@ def tiny_bert_mlm(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = transformers.BertForMaskedLM(config)
+    return model.eval()
+
+
+def save_tiny_mdm(model: TinyMDM, directory: str | os.PathLike[str]) -> Path:
+    """Write a :class:`TinyMDM` (or :class:`MaskArgmaxMDM`) to a directory.
+
+    The directory gets ``pmdm_tiny_mdm.json`` (class, config, margin) and the
+    weights; a tokenizer saved beside them with ``save_pretrained`` is picked up by
+    :func:`load_tiny_mdm`. This is how tests run ``pmdm generate`` offline on a
+    tiny model.
+
+    Parameters
+    ----------
+    model : TinyMDM
+    directory : str or os.PathLike
+        Created if missing.
+
+    Returns
+    -------
+    Path
+        The directory.
+    """
+    if not isinstance(model, TinyMDM):
+        raise TypeError(
+            f"model: expected a TinyMDM or MaskArgmaxMDM, actual {type(model).__name__}"
+        )
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    meta = {"class": type(model).__name__, "config": asdict(model.config)}
+    if isinstance(model, MaskArgmaxMDM):
+        meta["margin"] = model.margin
+    (directory / TINY_MDM_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    torch.save(model.state_dict(), directory / _TINY_WEIGHTS_FILE)
+    return directory
+
+
+def load_tiny_mdm(directory: str | os.PathLike[str]) -> TinyMDM:
+    """Read a model written by :func:`save_tiny_mdm`, in evaluation mode.
+
+    Raises
+    ------
+    ValueError
+        If ``directory`` holds no ``pmdm_tiny_mdm.json`` or names an unknown class.
+    """
+    directory = Path(directory)
+    path = directory / TINY_MDM_FILE
+    if not path.is_file():
+        raise ValueError(f"directory={str(directory)!r}: holds no {TINY_MDM_FILE}")
+    meta = json.loads(path.read_text())
+    config = TinyMDMConfig(**meta["config"])
+    if meta.get("class") == "TinyMDM":
+        model = TinyMDM(config)
+    elif meta.get("class") == "MaskArgmaxMDM":
+        model = MaskArgmaxMDM(config, margin=meta["margin"])
+    else:
+        raise ValueError(
+            f"{path}: class={meta.get('class')!r}, expected 'TinyMDM' or 'MaskArgmaxMDM'"
+        )
+    weights = directory / _TINY_WEIGHTS_FILE
+    if weights.is_file():
+        model.load_state_dict(torch.load(weights, weights_only=True))
     return model.eval()
