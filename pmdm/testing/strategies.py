@@ -201,10 +201,12 @@ def block_hmm_params(
     draw,
     *,
     max_states: int = 3,
+    min_block_size: int = 1,
     max_block_size: int = 4,
     max_blocks: int = 2,
     max_length: int = 8,
     etas=None,
+    rates=None,
 ) -> dict:
     """Keyword arguments of :class:`~pmdm.models.block_hmm.BlockHMM`.
 
@@ -212,11 +214,16 @@ def block_hmm_params(
     ----------
     max_states, max_block_size, max_blocks : int
         Upper bounds of ``K``, ``B`` and ``M``.
+    min_block_size : int
+        Lower bound of ``B`` (``B = 1`` is a lone parity bit).
     max_length : int
         Largest ``T = B·M`` (enumeration over ``2^T`` sequences stays cheap).
     etas : SearchStrategy of float, optional
         The parity noise; by default :data:`SPECIAL_ETAS` (``η = 0`` included) or
         any value in ``[0, 1]``.
+    rates : SearchStrategy of float, optional
+        The content-bit rates; by default :data:`SPECIAL_RATES` (0 and 1
+        included) or any value in ``[0, 1]``.
 
     Returns
     -------
@@ -225,7 +232,8 @@ def block_hmm_params(
         ``eta``.
     """
     K = draw(st.integers(1, max_states))
-    B = draw(st.integers(1, max_block_size))
+    _check_range("min_block_size, max_block_size", min_block_size, max_block_size, 1)
+    B = draw(st.integers(min_block_size, max_block_size))
     M = draw(st.integers(1, max(1, min(max_blocks, max_length // B))))
     eta_strategy = (
         etas
@@ -235,7 +243,9 @@ def block_hmm_params(
     return {
         "num_states": K,
         "stay": draw(st.sampled_from((0.9, 0.5, 1.0, 0.0)) | st.floats(0.0, 1.0)),
-        "rho": tuple(draw(st.lists(_rates(), min_size=K, max_size=K))),
+        "rho": tuple(
+            draw(st.lists(_rates() if rates is None else rates, min_size=K, max_size=K))
+        ),
         "block_size": B,
         "length": B * M,
         "eta": draw(eta_strategy),
