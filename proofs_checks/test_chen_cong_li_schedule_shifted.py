@@ -44,10 +44,19 @@ def test_hypothesis_finds_a_minimal_counterexample():
         lambda p: pst.schedules(p.dim()).map(lambda s: (p, s))
     )
     probs, sizes = find(
-        strategy, breaks, settings=settings(database=None, max_examples=500)
+        strategy,
+        breaks,
+        settings=settings(database=None, max_examples=500, derandomize=True),
     )
     # No two-position instance separates the indexings: the minimum has T = 3.
     assert probs.shape == (2, 2, 2) and sizes == (2, 1)
+
+
+def test_three_copies_fail_the_other_way():
+    p = torch.zeros(2, 2, 2, dtype=torch.float64)
+    p[0, 0, 0] = p[1, 1, 1] = 0.5
+    lhs, rhs = STATEMENT.evaluate(ScheduleInstance(p.log(), (2, 1)))
+    assert abs(lhs - math.log(2)) < 1e-12 and abs(rhs) < 1e-12
 
 
 def test_two_positions_cannot_separate_the_indexings():

@@ -408,6 +408,21 @@ def test_marginal_keeps_positions_in_increasing_order():
             ValueError,
             "length=0",
         ),
+        (
+            lambda: subset_entropies(torch.full((2,) * 17, -17 * math.log(2))),
+            ValueError,
+            "at most 16 positions",
+        ),
+        (
+            lambda: factorized_decoder_log_probs(copies2(), [0, 1]),
+            TypeError,
+            "sequence of sequences",
+        ),
+        (
+            lambda: conditional_total_correlation(copies2(), [0], {1: -1}),
+            ValueError,
+            "context\\[1\\]=-1",
+        ),
     ],
 )
 def test_errors_name_the_argument(call, error, match):

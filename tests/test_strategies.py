@@ -81,9 +81,23 @@ def test_joint_tables_shrink_to_the_smallest_correlated_table():
     assert (found > 0).sum() <= 2
 
 
-def test_zeros_true_needs_two_entries():
-    with pytest.raises(ValueError, match="min_vocab=1"):
-        find(pst.joint_tables(zeros=True, min_vocab=1), lambda p: True, settings=FIND)
+@pytest.mark.parametrize(
+    "strategy, match",
+    [
+        (lambda: pst.joint_tables(zeros=True, min_vocab=1), "min_vocab=1"),
+        (
+            lambda: pst.joint_tables(min_length=3, max_length=2),
+            "min_length, max_length",
+        ),
+        (
+            lambda: pst.block_hmm_params(min_block_size=0),
+            "min_block_size, max_block_size",
+        ),
+    ],
+)
+def test_bad_arguments_name_themselves(strategy, match):
+    with pytest.raises(ValueError, match=match):
+        find(strategy(), lambda p: True, settings=FIND)
 
 
 # -- conditional tables, partitions, schedules -------------------------------------

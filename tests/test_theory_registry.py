@@ -125,7 +125,8 @@ def test_inequality_margin_is_the_ratio_of_smaller_to_larger_side():
     assert le.compare(1.0, 4.0).margin == 0.25 and le.compare(1.0, 4.0).ok
     assert ge.compare(4.0, 1.0).ok and not ge.compare(1.0, 4.0).ok
     assert not le.compare(4.0, 1.0).ok
-    assert le.compare(0.0, 0.0).margin == 1.0
+    assert le.compare(0.0, 0.0).margin == 1.0 and le.compare(0.0, 0.0).degenerate
+    assert not le.compare(1.0, 1.0).degenerate
     assert le.compare(2.0, math.inf).margin == 0.0 and le.compare(2.0, math.inf).ok
     assert le.compare(math.inf, math.inf).ok and not le.compare(math.inf, 3.0).ok
     with pytest.raises(ValueError, match="non-negative sides"):
@@ -164,6 +165,12 @@ def test_check_reports_the_smallest_counterexample_and_skips():
     assert result.counterexample["lhs"] == 3.0
     assert result.margin == pytest.approx(2 / 3)
     json.dumps(result.to_dict(), allow_nan=False)
+
+
+def test_degenerate_examples_stay_out_of_the_margin():
+    result = check(_Le(), [_Pair(0, 0, 1), _Pair(1, 4, 1), _Pair(0, 0, 2)])
+    assert (result.margin, result.degenerate) == (0.25, 2)
+    assert check(_Le(), [_Pair(0, 0, 1)]).margin == 1.0
 
 
 def test_check_without_valid_examples_is_untested():

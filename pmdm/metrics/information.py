@@ -112,9 +112,7 @@ def _axis(T: int, i: int) -> int:
 
 
 def _flat_entropy(log_table: Tensor, k: int) -> Tensor:
-    # Entropy of a (*batch, V_1..V_k) table over its last k axes.
-    if k == 0:
-        return torch.zeros(log_table.shape, dtype=log_table.dtype)
+    # Entropy of a (*batch, V_1..V_k) table over its last k >= 1 axes.
     return entropy(log_table.flatten(-k), -1)
 
 

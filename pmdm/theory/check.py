@@ -74,7 +74,8 @@ def run_checks(
         ``verdict`` (``holds``, ``fails`` or ``untested``), ``examples``, ``margin``
         (the tightest: largest smaller/larger ratio for a bound, largest absolute
         error or z-score for an identity), ``counterexample`` (JSON-able, or
-        ``None``), plus ``skipped``, ``margin_kind`` and ``seconds``. Non-finite
+        ``None``), plus ``skipped``, ``margin_kind``, ``degenerate`` and
+        ``seconds``. Non-finite
         numbers are the strings ``"inf"``/``"nan"``.
 
     Raises

@@ -15,7 +15,6 @@ testing library and gives reproducible, seed-indexed examples.
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Sequence
 
 import torch
@@ -256,8 +255,3 @@ def contiguous_blocks(hmm: BlockHMM) -> tuple[tuple[int, ...], ...]:
     """The Block-HMM's own blocks, in order."""
     B = hmm.block_size
     return tuple(tuple(range(m * B, (m + 1) * B)) for m in range(hmm.num_blocks))
-
-
-def clip_unit(value: float) -> float:
-    """``value`` moved into the open interval ``(0, 1)``."""
-    return min(max(value, 1e-300), 1 - 1e-12) if math.isfinite(value) else 0.5

@@ -409,7 +409,9 @@ class ChenCongLiShifted(Statement):
     (``X_3 = X_1 ⊕ X_2``) with step sizes ``(2, 1)``. Any two of the bits are
     independent, so the first (factorized) step is exact and ``E KL = 0``; the
     correctly indexed formula gives ``Z_2 − Z_1 = 0``, the shifted one
-    ``Z_3 − Z_2 = log 2``. No instance with ``T = 2`` can separate the two
+    ``Z_3 − Z_2 = log 2``. Three copies of a fair bit with the same sizes fail the
+    other way: ``E KL = Z_2 − Z_1 = log 2`` (two copies decoded independently),
+    shifted ``Z_3 − Z_2 = 0``. No instance with ``T = 2`` can separate the two
     indexings (their only admissible schedule ``(1, 1)`` gives 0 either way).
 
     References

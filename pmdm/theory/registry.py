@@ -86,11 +86,15 @@ class Comparison:
         inequality: smaller side over larger side, in ``[0, 1]``.
     margin_kind : str
         ``"abs-error"``, ``"z-score"`` or ``"ratio"``.
+    degenerate : bool
+        An inequality whose sides are both 0 or both ``+inf``: attained, but
+        saying nothing about tightness (its ratio 1 is left out of the margin).
     """
 
     ok: bool
     margin: float
     margin_kind: str
+    degenerate: bool = False
 
 
 def _value(side: Side) -> float:
@@ -184,7 +188,8 @@ class Statement(ABC):
             )
         a, b = max(a, 0.0), max(b, 0.0)
         ok = small <= large + tol or (math.isinf(small) and small == large)
-        return Comparison(ok, _ratio(a, b), "ratio")
+        degenerate = a == b and (a == 0 or math.isinf(a))
+        return Comparison(ok, _ratio(a, b), "ratio", degenerate)
 
 
 _REGISTRY: dict[str, Statement] = {}
@@ -252,9 +257,12 @@ class CheckResult:
         Instances that did not meet the assumptions.
     margin : float or None
         The tightest margin seen: the largest ratio of the smaller to the larger
-        side for an inequality, the largest absolute error (or z-score, for a
-        Monte Carlo side) for an identity.
+        side for an inequality (over non-degenerate examples; 1 if every example
+        is degenerate), the largest absolute error (or z-score, for a Monte Carlo
+        side) for an identity.
     margin_kind : str or None
+    degenerate : int
+        Inequality examples with both sides 0 or both infinite.
     counterexample : dict or None
         The smallest failing instance (by its ``size()``) with both sides.
     """
@@ -267,6 +275,7 @@ class CheckResult:
     skipped: int = 0
     margin: float | None = None
     margin_kind: str | None = None
+    degenerate: int = 0
     counterexample: dict | None = field(default=None)
 
     def to_dict(self) -> dict:
@@ -280,6 +289,7 @@ class CheckResult:
             "skipped": self.skipped,
             "margin": json_number(self.margin),
             "margin_kind": self.margin_kind,
+            "degenerate": self.degenerate,
             "counterexample": self.counterexample,
         }
 
@@ -314,7 +324,7 @@ def check(statement: Statement | str, instances: Iterable) -> CheckResult:
     """
     if isinstance(statement, str):
         statement = get(statement)
-    examples = skipped = 0
+    examples = skipped = degenerate = 0
     margin: float | None = None
     kind_of_margin: str | None = None
     failures = []
@@ -326,7 +336,9 @@ def check(statement: Statement | str, instances: Iterable) -> CheckResult:
         cmp = statement.compare(lhs, rhs)
         examples += 1
         kind_of_margin = cmp.margin_kind
-        if margin is None or (cmp.margin > margin or math.isnan(cmp.margin)):
+        if cmp.degenerate:
+            degenerate += 1
+        elif margin is None or cmp.margin > margin or math.isnan(cmp.margin):
             margin = cmp.margin
         if not cmp.ok:
             failures.append((instance.size(), examples, instance, lhs, rhs))
@@ -338,6 +350,8 @@ def check(statement: Statement | str, instances: Iterable) -> CheckResult:
             "lhs": _side_dict(lhs),
             "rhs": _side_dict(rhs),
         }
+    if margin is None and degenerate:
+        margin = 1.0
     verdict = "fails" if failures else ("holds" if examples else "untested")
     return CheckResult(
         statement=statement.name,
@@ -348,5 +362,6 @@ def check(statement: Statement | str, instances: Iterable) -> CheckResult:
         skipped=skipped,
         margin=margin,
         margin_kind=kind_of_margin,
+        degenerate=degenerate,
         counterexample=counterexample,
     )
