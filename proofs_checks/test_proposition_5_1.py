@@ -70,10 +70,13 @@ def test_loosest_for_a_rare_shared_value(delta):
 
 
 @pytest.mark.parametrize("eta", [1e-8, 1e-6, 1e-4])
-def test_paper_block_hmm_m_far_above_exp_tc(eta):
+@pytest.mark.parametrize("belief, below", [(0.5, 0.3), (0.9, 1e-3), (0.99, 1e-4)])
+def test_paper_block_hmm_m_far_above_exp_tc(eta, belief, below):
+    # Paper settings, B = 8: the more confident the latent law of the context, the
+    # further M = sup p/q rises above exp(TC→) (about 7e4 against 2 at belief 0.99).
     hmm = BlockHMM(2, 0.9, (0.9, 0.1), block_size=8, length=8, eta=eta)
-    log_p = block_table(hmm, hmm.log_init)
-    lhs, rhs = STATEMENT.evaluate(JointTable(log_p))
-    fwd, _ = hmm.block_tc(hmm.log_init)
+    log_pred = torch.tensor([belief, 1 - belief], dtype=torch.float64).log()
+    lhs, rhs = STATEMENT.evaluate(JointTable(block_table(hmm, log_pred)))
+    fwd, _ = hmm.block_tc(log_pred)
     assert lhs == pytest.approx(math.exp(fwd.item()), rel=1e-9)
-    assert lhs <= rhs
+    assert lhs / rhs < below

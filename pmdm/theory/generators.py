@@ -50,8 +50,9 @@ def choice(generator: torch.Generator, options: Sequence):
     return options[randint(generator, 0, len(options) - 1)]
 
 
-def _normalize(weights: Tensor) -> Tensor:
-    # Log of the normalized weights; an all-zero table becomes a point mass.
+def normalize_log(weights: Tensor) -> Tensor:
+    """Log of the normalized weights; an all-zero table becomes a point mass at its
+    first entry."""
     weights = weights.clone()
     if not (weights > 0).any():
         weights.view(-1)[0] = 1.0
@@ -96,24 +97,24 @@ def random_joint(
     if style not in STYLES:
         raise ValueError(f"style={style!r}: expected one of {STYLES}")
     if style == "dense":
-        return _normalize(random_weights(generator, shape))
+        return normalize_log(random_weights(generator, shape))
     if style == "peaked":
-        return _normalize(random_weights(generator, shape) ** 4)
+        return normalize_log(random_weights(generator, shape) ** 4)
     if style == "sparse":
         rate = uniform(generator, 0.2, 0.8)
-        return _normalize(random_weights(generator, shape, rate))
+        return normalize_log(random_weights(generator, shape, rate))
     if style == "tiny":
         w = random_weights(generator, shape)
         scale = torch.rand(shape, generator=generator, dtype=torch.float64)
         w = w * torch.pow(10.0, -9 * (scale < 0.5).to(torch.float64) * scale * 2)
-        return _normalize(w)
+        return normalize_log(w)
     if style == "independent":
         out = torch.zeros(shape, dtype=torch.float64)
         for i, v in enumerate(shape):
             view = [1] * len(shape)
             view[i] = v
             rate = choice(generator, (0.0, 0.3))
-            out = out + _normalize(random_weights(generator, (v,), rate)).view(view)
+            out = out + normalize_log(random_weights(generator, (v,), rate)).view(view)
         return out
     # Structured support, optionally mixed with a random table.
     grid = torch.stack(torch.meshgrid(*[torch.arange(v) for v in shape], indexing="ij"))
@@ -124,7 +125,7 @@ def random_joint(
     mix = choice(generator, (0.0, 0.0, 1e-3, uniform(generator, 0.0, 0.3)))
     noise = random_weights(generator, shape)
     w = (1 - mix) * structured / structured.sum() + mix * noise / noise.sum()
-    return _normalize(w)
+    return normalize_log(w)
 
 
 def random_shape(
@@ -221,7 +222,18 @@ def random_latent_law(generator: torch.Generator, num_states: int) -> Tensor:
         w[randint(generator, 0, num_states - 1)] = 1.0
     else:
         w = random_weights(generator, (num_states,))
-    return _normalize(w)
+    return normalize_log(w)
+
+
+def random_block_context(
+    generator: torch.Generator,
+    max_block_size: int = 6,
+    etas: Sequence[float] = (0.0, 1e-8, 1e-4, 1e-2, 0.2, 0.5),
+) -> Tensor:
+    """``log p(x_B | x_P)`` of a random Block-HMM block under a random latent law
+    of its context (:func:`random_block_hmm`, :func:`random_latent_law`)."""
+    hmm = random_block_hmm(generator, max_block_size=max_block_size, etas=etas)
+    return block_table(hmm, random_latent_law(generator, hmm.num_states))
 
 
 def block_table(hmm: BlockHMM, log_pred: Tensor) -> Tensor:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+import pmdm.theory.paper  # noqa: F401  (the paper's statements register first)
 from pmdm.metrics.information import (
     conditional_entropy,
     dual_total_correlation,
@@ -29,7 +30,6 @@ from pmdm.theory.instances import (
     ScheduleInstance,
     ThresholdInstance,
 )
-from pmdm.theory.paper import _block_context_table
 from pmdm.theory.registry import Assumption, Source, Statement, register
 from pmdm.theory.schedules import (
     li_cai_bound,
@@ -69,7 +69,7 @@ class DTCIdentity(Statement):
 
     def generate(self, generator):
         if g.uniform(generator) < 0.2:
-            return JointTable(_block_context_table(generator))
+            return JointTable(g.random_block_context(generator))
         return JointTable(g.random_joint(generator, g.random_shape(generator, 5)))
 
 
@@ -144,7 +144,7 @@ class ParallelBench(Statement):
                 [
                     torch.stack(
                         [
-                            g._normalize(g.random_weights(generator, (V,), rate))
+                            g.normalize_log(g.random_weights(generator, (V,), rate))
                             for _ in range(n)
                         ]
                     )
@@ -294,7 +294,7 @@ class EBSampler(Statement):
 
     def generate(self, generator):
         if g.uniform(generator) < 0.25:
-            log_p = _block_context_table(generator)
+            log_p = g.random_block_context(generator)
         else:
             log_p = g.random_joint(generator, g.random_shape(generator))
         entropies = [float(joint_entropy(log_p, [i])) for i in range(log_p.dim())]

@@ -75,13 +75,6 @@ def _blocked_instance(generator: torch.Generator) -> BlockedTable:
     return BlockedTable(log_p, g.random_partition(generator, len(shape)))
 
 
-def _block_context_table(generator: torch.Generator, etas=None) -> Tensor:
-    # p(x_B | x_P) of a Block-HMM block under a random latent law of the context.
-    kwargs = {} if etas is None else {"etas": etas}
-    hmm = g.random_block_hmm(generator, max_block_size=6, **kwargs)
-    return g.block_table(hmm, g.random_latent_law(generator, hmm.num_states))
-
-
 def _mismatched_table(generator: torch.Generator) -> Tensor:
     # A table whose product of marginals reaches a zero of p: a positive table
     # with one entry removed (its coordinates keep positive marginals), then
@@ -278,7 +271,7 @@ class LemmaC1(Statement):
 
     def generate(self, generator):
         if g.uniform(generator) < 0.3:
-            return JointTable(_block_context_table(generator, etas=(0.0,)))
+            return JointTable(g.random_block_context(generator, etas=(0.0,)))
         return JointTable(_mismatched_table(generator))
 
 
@@ -391,7 +384,7 @@ class LemmaC3(Statement):
 
     def generate(self, generator):
         if g.uniform(generator) < 0.25:
-            log_p = _block_context_table(generator)
+            log_p = g.random_block_context(generator)
             log_q = product_of_marginals(log_p)
         else:
             shape = g.random_shape(generator)
@@ -414,7 +407,7 @@ class LemmaC3(Statement):
 
 def _table_family(generator: torch.Generator) -> Tensor:
     if g.uniform(generator) < 0.3:
-        return _block_context_table(generator)
+        return g.random_block_context(generator)
     return g.random_joint(generator, g.random_shape(generator))
 
 

@@ -121,8 +121,8 @@ def _ratio(a: float, b: float) -> float:
 class Statement(ABC):
     """One formal statement, evaluated exactly or by Monte Carlo.
 
-    Class attributes
-    ----------------
+    Attributes
+    ----------
     name : str
         Registry key, kebab-case.
     source : Source
