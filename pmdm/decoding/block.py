@@ -113,6 +113,41 @@ def site_log_probs(trace: poutine.Trace, num_blocks: int) -> Tensor:
     )
 
 
+class IndependentBits(dist.TorchDistribution):
+    """Independent bits with exact log-probabilities, also for rates 0 and 1.
+
+    (Pyro's ``Bernoulli`` goes through logits, which turns a rate of 0 into about
+    ``1e-16`` and so a factorized decoder's impossible configurations into
+    possible ones.)
+
+    Parameters
+    ----------
+    probs : Tensor, shape (*batch, B)
+        Probability that each bit is 1; the event shape is ``(B,)``.
+    """
+
+    arg_constraints = {"probs": dist.constraints.unit_interval}
+    support = dist.constraints.independent(dist.constraints.boolean, 1)
+
+    def __init__(self, probs: Tensor, validate_args=None):
+        self.probs = probs
+        super().__init__(probs.shape[:-1], probs.shape[-1:], validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        shape = torch.Size(batch_shape) + self.event_shape
+        return IndependentBits(self.probs.expand(shape))
+
+    def sample(self, sample_shape=()):
+        shape = self._extended_shape(torch.Size(sample_shape))
+        with torch.no_grad():
+            return torch.bernoulli(self.probs.expand(shape))
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        value = torch.as_tensor(value, dtype=self.probs.dtype)
+        terms = torch.xlogy(value, self.probs) + torch.xlogy(1 - value, 1 - self.probs)
+        return terms.sum(-1)
+
+
 class FactorizedBlockGuide(BlockGuide):
     """Mean-field blocks: ``q(x_B | x_P) = Π_{i∈B} p(x_i | x_P)`` (paper, Eq. 5).
 
@@ -130,7 +165,7 @@ class FactorizedBlockGuide(BlockGuide):
     name = "factorized"
 
     def block_distribution(self, log_pred: Tensor) -> dist.TorchDistribution:
-        return dist.Bernoulli(probs=self.target.bit_marginals(log_pred)).to_event(1)
+        return IndependentBits(self.target.bit_marginals(log_pred))
 
 
 class JointBlockGuide(BlockGuide):

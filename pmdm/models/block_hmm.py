@@ -274,7 +274,9 @@ class BlockHMM(Target):
         log_like = content + flip  # (K, 2B)
         log_p = torch.logsumexp(log_pred.unsqueeze(-1) + log_like, -2)
         marg = self.bit_marginals(log_pred)
-        mp, mc = marg[..., :1], marg[..., 1:2]
+        mp = marg[..., :1]
+        # Content-bit marginal (absent when B = 1; then it is raised to the power 0).
+        mc = marg[..., 1:2] if self.block_size > 1 else torch.zeros_like(mp)
         log_q = (
             torch.xlogy(values[:, 0], mp)
             + torch.xlogy(1 - values[:, 0], 1 - mp)
