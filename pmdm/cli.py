@@ -157,6 +157,59 @@ def _run_evaluate(args) -> int:
     return 0
 
 
+def _add_order_study(studies) -> None:
+    from pmdm.studies.orders import ORDERS
+
+    p = studies.add_parser(
+        "order",
+        help="orders at one token per step across model-error levels (exact)",
+        description="Compare unmasking orders at one token per step on a token HMM "
+        "with a noisy oracle across error levels; KL(q ‖ p) and KL(p ‖ q) exactly, "
+        "standard errors over noise draws.",
+    )
+    p.add_argument(
+        "--levels",
+        type=_floats,
+        nargs="+",
+        default=[0.0, 0.25, 0.5, 1.0, 2.0],
+        help="model-error levels",
+    )
+    p.add_argument("--seeds", type=int, default=8, help="noise draws per level")
+    p.add_argument("--orders", nargs="+", default=list(ORDERS), choices=ORDERS)
+    p.add_argument("--length", type=int, default=8, help="T (default: 8)")
+    p.add_argument("--num-states", type=int, default=3, help="K (default: 3)")
+    p.add_argument("--vocab-size", type=int, default=3, help="V (default: 3)")
+    p.add_argument("--stay", type=float, default=0.8)
+    p.add_argument("--emit-peak", type=float, default=0.85)
+    p.add_argument("--seed", type=int, default=0, help="fixes every number")
+    p.add_argument("--out", type=Path, default=Path("results/order"))
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_run_order_study)
+
+
+def _run_order_study(args) -> int:
+    from pmdm.studies.orders import OrderStudy, run_order_study
+
+    study = OrderStudy(
+        levels=tuple(args.levels),
+        seeds=args.seeds,
+        orders=tuple(args.orders),
+        length=args.length,
+        num_states=args.num_states,
+        vocab_size=args.vocab_size,
+        stay=args.stay,
+        emit_peak=args.emit_peak,
+        seed=args.seed,
+    )
+    run_order_study(
+        study, args.out, progress=not args.no_progress, overwrite=args.overwrite
+    )
+    print((args.out / "results.md").read_text())
+    print(f"Wrote results.json, results.csv, results.md, results.png to {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``pmdm`` command."""
     parser = argparse.ArgumentParser(
@@ -171,6 +224,14 @@ def build_parser() -> argparse.ArgumentParser:
     studies = reproduce.add_subparsers(dest="study", required=True)
     _add_block_hmm(studies)
     _add_evaluate(commands)
+
+    from pmdm.theory.check import register_cli as add_check
+
+    add_check(commands)
+
+    study = commands.add_parser("study", help="run a sweep study")
+    study_kinds = study.add_subparsers(dest="study", required=True)
+    _add_order_study(study_kinds)
     return parser
 
 
