@@ -31,6 +31,14 @@ def _log1m(p: Tensor) -> Tensor:
     return torch.log1p(-p)
 
 
+def _exclusive_prod(t: Tensor) -> Tensor:
+    # Π_{i≠j} t_i along the last axis, by prefix and suffix products.
+    ones = torch.ones_like(t[..., :1])
+    prefix = torch.cat([ones, t[..., :-1]], -1).cumprod(-1)
+    suffix = torch.cat([t[..., 1:], ones], -1).flip(-1).cumprod(-1).flip(-1)
+    return prefix * suffix
+
+
 class BlockEmission(TorchDistribution):
     """``p(x_B | z)`` of one Block-HMM block given its latent state.
 
@@ -314,24 +322,32 @@ class BlockHMM(Target):
 
     # -- the Target contract -------------------------------------------------------
 
-    def _block_evidence(self, bits: Tensor, seen: Tensor) -> Tensor:
-        # log p(x_{B ∩ S} | z = k) of blocks (*, B) -> (*, K), by a two-state
-        # recursion over the running XOR of the content bits.
-        bits = bits.to(torch.float64).unsqueeze(-2)  # (*, 1, B)
-        seen = seen.unsqueeze(-2)
+    def _content_factors(self, bits: Tensor, seen: Tensor) -> tuple[Tensor, Tensor]:
+        # Each content bit acts on the running XOR as a·I + b·X (X swaps even and
+        # odd); these commute, so in the basis (1, 1), (1, -1) a block is a product
+        # of scalars: s = a + b and d = a - b per bit, shape (*, K, B - 1).
+        v = bits[..., None, 1:].to(torch.float64)
+        shown = seen[..., None, 1:]
         rho = self.rho.unsqueeze(-1)  # (K, 1)
-        # f[..., s] = p(revealed content so far, XOR of all content so far = s).
-        f = torch.tensor([1.0, 0.0], dtype=torch.float64).expand(bits.shape[:-1] + (2,))
-        for j in range(1, self.block_size):
-            v, s = bits[..., j : j + 1], seen[..., j : j + 1]
-            one = torch.where(v == 1, rho, 1 - rho)
-            shifted = torch.where(v == 1, f.flip(-1), f)
-            mixed = f * (1 - rho) + f.flip(-1) * rho
-            f = torch.where(s, shifted * one, mixed)
-        parity, seen_p = bits[..., 0], seen[..., 0]
-        agree = torch.where(parity == 0, f[..., 0], f[..., 1])
-        observed = agree * (1 - self.eta) + (f.sum(-1) - agree) * self.eta
-        return torch.where(seen_p, observed, f.sum(-1)).log()
+        s = torch.where(shown, torch.where(v == 1, rho, 1 - rho), 1.0)
+        d = torch.where(shown, torch.where(v == 1, -rho, 1 - rho), 1 - 2 * rho)
+        return s, d
+
+    def _parity_evidence(self, S: Tensor, D: Tensor, parity: Tensor, seen_p: Tensor):
+        # p(content, parity | z) from the products S = Π s, D = Π d: the content's
+        # XOR is even with mass (S + D)/2 and odd with (S - D)/2, and the parity
+        # bit agrees with it with probability 1 - η.
+        sign = (1 - 2 * parity.to(torch.float64)).unsqueeze(-1)
+        agree = ((S + sign * D) / 2).clamp(min=0.0)
+        disagree = ((S - sign * D) / 2).clamp(min=0.0)
+        observed = agree * (1 - self.eta) + disagree * self.eta
+        return torch.where(seen_p.unsqueeze(-1), observed, S)
+
+    def _block_evidence(self, bits: Tensor, seen: Tensor) -> Tensor:
+        # log p(x_{B ∩ S} | z = k) of blocks (*, B) -> (*, K), in closed form.
+        s, d = self._content_factors(bits, seen)
+        like = self._parity_evidence(s.prod(-1), d.prod(-1), bits[..., 0], seen[..., 0])
+        return like.log()
 
     def _partial_block_log_like(self, x: Tensor, revealed: Tensor) -> Tensor:
         # log p(x_{B_m ∩ S} | z_m = k), shape (*batch, M, K).
@@ -347,12 +363,25 @@ class BlockHMM(Target):
         revealed = torch.as_tensor(revealed, dtype=torch.bool).expand(x.shape)
         like = self._partial_block_log_like(x, revealed)
         cavity = hmm_cavity(self.log_init, self.log_trans, like)  # (*batch, M, K)
-        B, V = self.block_size, self.vocab_size
-        # Block m with its position j set to v and revealed: (*batch, M, B, V, B).
-        eye = torch.eye(B, dtype=torch.bool).view(B, 1, B)
+        V = self.vocab_size
         xb, rb = self.blocks(x), self.blocks(revealed)
-        xs = torch.where(eye, torch.arange(V).view(1, V, 1), xb[..., None, None, :])
-        like_jv = self._block_evidence(xs, rb[..., None, None, :] | eye)
+        s, d = self._content_factors(xb, rb)  # (*batch, M, K, B - 1)
+        # Content bit j set to v: replace its factor in the products, using the
+        # products of the other bits (no division, so zero factors are exact).
+        rho = self.rho.view(-1, 1, 1)  # (K, 1, 1)
+        values = torch.tensor([0.0, 1.0], dtype=torch.float64)
+        s_v = torch.where(values == 1, rho, 1 - rho)  # (K, 1, V)
+        d_v = torch.where(values == 1, -rho, 1 - rho)
+        S_j = _exclusive_prod(s).unsqueeze(-1) * s_v  # (*batch, M, K, B - 1, V)
+        D_j = _exclusive_prod(d).unsqueeze(-1) * d_v
+        parity, seen_p = xb[..., 0, None, None], rb[..., 0, None, None]
+        content = self._parity_evidence(
+            S_j.movedim(-3, -1), D_j.movedim(-3, -1), parity, seen_p
+        )  # (*batch, M, B - 1, V, K)
+        # The parity bit set to v: (*batch, M, 1, V, K).
+        S, D = s.prod(-1).unsqueeze(-2), d.prod(-1).unsqueeze(-2)  # (*batch, M, 1, K)
+        parity_v = self._parity_evidence(S, D, values, torch.ones(V, dtype=torch.bool))
+        like_jv = torch.cat([parity_v.unsqueeze(-3), content], -3).log()
         # (*batch, M, B, V, K) -> (*batch, M, B, V) -> (*batch, T, V).
         log_w = torch.logsumexp(cavity[..., None, None, :] + like_jv, -1)
         out = log_normalize(log_w).reshape(x.shape + (V,))
