@@ -72,3 +72,63 @@ def test_curriculum_off_at_ten_digits():
 def test_bad_settings(kwargs, match):
     with pytest.raises(ValueError, match=match):
         TrainSettings(**kwargs)
+
+
+def test_more_bad_arguments_of_shared_pieces():
+    # The remaining validation messages of the backbone, decoders and checks
+    from pmdm.arithmetic._checks import check_positive_float
+    from pmdm.arithmetic._transformer import Transformer, TransformerConfig
+    from pmdm.arithmetic.evaluate import evaluate_masked, greedy_generate, greedy_unmask
+    from pmdm.arithmetic.nanoadder import NanoAdderConfig
+    from pmdm.arithmetic.suite import load_suite
+    from pmdm.arithmetic.tokenizer import AdditionLayout
+
+    cases = [
+        (
+            lambda: check_positive_float("minutes", "soon"),
+            r"minutes must be a number > 0, got minutes='soon'",
+        ),
+        (
+            lambda: TransformerConfig.from_dict(
+                {"vocab_size": 3, "max_len": 4, "depth": 1}
+            ),
+            r"unknown TransformerConfig keys \['depth'\]",
+        ),
+        (
+            lambda: TransformerConfig(vocab_size=3, max_len=4, mask_token_id=3),
+            r"mask_token_id must be <= 2, got mask_token_id=3",
+        ),
+        (
+            lambda: Transformer(
+                TransformerConfig(vocab_size=3, max_len=4, d_model=4, n_heads=1, d_ff=4)
+            )(torch.zeros(1, 5, dtype=torch.long)),
+            r"at most max_len=4 positions, got shape \(1, 5\)",
+        ),
+        (
+            lambda: greedy_unmask(lambda x: x, torch.zeros(3, dtype=torch.long)),
+            r"tokens must have shape \(N, T\), got \(3,\)",
+        ),
+        (
+            lambda: greedy_generate(
+                lambda x: x, torch.zeros(1, 2, dtype=torch.long), -1, allowed=3
+            ),
+            r"n_new must be >= 0, got n_new=-1",
+        ),
+        (
+            lambda: evaluate_masked(
+                lambda x: x, load_suite()[:2], AdditionLayout(), batch_size=0
+            ),
+            r"batch_size must be >= 1, got batch_size=0",
+        ),
+        (
+            lambda: NanoAdderConfig.from_dict({"order": "l2r", "width": 2}),
+            r"unknown NanoAdderConfig keys \['width'\]",
+        ),
+        (
+            lambda: AdditionLayout().answer_text(10**11),
+            r"total must be <= 99999999999, got total=100000000000",
+        ),
+    ]
+    for call, match in cases:
+        with pytest.raises(ValueError, match=match):
+            call()
