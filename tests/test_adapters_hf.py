@@ -362,6 +362,22 @@ def test_mapping_output_with_logits_is_accepted():
     )
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_the_model_output_is_never_edited(dtype):
+    # The mask column is set on the predictor's own copy, even when the model's
+    # logits are already in the compute dtype.
+    stored = torch.arange(2 * 3 * 8, dtype=dtype).reshape(1, 2 * 3, 8) / 10
+    model = Returns(lambda ids: SimpleNamespace(logits=stored.view(*ids.shape, 8)))
+    before = stored.clone()
+    log_probs = HFPredictor(model, mask_id=7, vocab_size=8)(
+        torch.zeros(2, 3, dtype=torch.long)
+    )
+    assert torch.equal(stored, before)
+    assert torch.isneginf(log_probs[..., 7]).all()
+    expected = torch.log_softmax(before.double().view(2, 3, 8)[..., :7], dim=-1)
+    torch.testing.assert_close(log_probs[..., :7], expected)
+
+
 @pytest.mark.parametrize(
     ("tokens", "error", "match"),
     [

@@ -463,6 +463,11 @@ class HFPredictor:
             If ``tokens`` holds ids outside ``[0, V)`` or the logits have the wrong
             shape.
         """
+        logits = self._forward(tokens)
+        return logits.to(tokens.device)
+
+    def _forward(self, tokens: Tensor) -> Tensor:
+        """:meth:`logits` left on the model's device."""
         tokens = check_token_tensor("tokens", tokens)
         if tokens.numel() and (tokens.min() < 0 or tokens.max() >= self.vocab_size):
             raise ValueError(
@@ -495,7 +500,7 @@ class HFPredictor:
                 f"{tuple(logits.shape)}; if the model pads its vocabulary (e.g. a "
                 "config.embedding_size above vocab_size), pass vocab_size=<logits width>"
             )
-        return logits.reshape(*batch_shape, length, self.vocab_size).to(tokens.device)
+        return logits.reshape(*batch_shape, length, self.vocab_size)
 
     def log_probs_from_logits(self, logits: Tensor) -> Tensor:
         """Normalize logits over the real tokens: the mask column becomes ``-inf``.
@@ -511,9 +516,11 @@ class HFPredictor:
             ``log_softmax`` in :attr:`compute_dtype` over every column but the mask,
             whose entry is ``-inf``.
         """
-        is_mask = torch.arange(self.vocab_size, device=logits.device) == self.mask_id
-        logits = logits.to(self.compute_dtype).masked_fill(is_mask, -torch.inf)
-        return torch.log_softmax(logits, dim=-1)
+        # A copy in compute_dtype (the model's own tensor is never edited), then the
+        # mask column: one pass over (..., V) fewer than a masked_fill.
+        scores = logits.to(self.compute_dtype, copy=True)
+        scores[..., self.mask_id] = -torch.inf
+        return torch.log_softmax(scores, dim=-1)
 
     def __call__(self, tokens: Tensor) -> Tensor:
         """Predicted distributions of every position given the revealed ones.
@@ -530,7 +537,12 @@ class HFPredictor:
             ``-inf``. Rows of revealed positions are returned too but carry no
             meaning for decoding.
         """
-        return self.log_probs_from_logits(self.logits(tokens))
+        # Normalize where the model runs (a GPU for LLaDA-8B), then move the result;
+        # MPS has no float64, so there the logits move first.
+        logits = self._forward(tokens)
+        if logits.device.type == "mps":
+            logits = logits.to(tokens.device)
+        return self.log_probs_from_logits(logits).to(tokens.device)
 
     def encode(
         self, text: str | Sequence[dict[str, str]], *, chat: bool = False
