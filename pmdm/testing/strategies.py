@@ -15,6 +15,10 @@ float64 and normalized exactly by one division.
 :func:`token_hmm_params`   ``(init, trans, emit, length)`` of a token-level HMM
 :func:`token_hmms`         ``pmdm.models.hmm.TokenHMM`` objects
 :func:`table_targets`      ``pmdm.models.table.TableTarget`` objects
+:func:`noisy_predictors`   ``NoisyPredictor`` around a target's oracle
+:func:`orders`             order names and permutations of a decoder
+:func:`decoder_schedules`  ``Schedule`` objects (fixed, steps, threshold, ..)
+:func:`decoders`           ``pmdm.decoding.Decoder`` objects
 =========================  ==================================================
 
 Examples
@@ -319,3 +323,215 @@ def log_tables(**kwargs) -> st.SearchStrategy[Tensor]:
     """``log`` of :func:`joint_tables` (``-inf`` at zeros), the layout of
     :mod:`pmdm.metrics.information`."""
     return joint_tables(**kwargs).map(torch.log)
+
+
+# -- predictors with model error and decoders ---------------------------------------
+
+#: Model-error levels every :func:`noisy_predictors` strategy favours.
+SPECIAL_LEVELS = (0.0, 0.5, 1.0, 3.0)
+
+#: Order names :func:`orders` draws, simplest first (shrinking goes left).
+ORDER_NAMES = (
+    "l2r",
+    "r2l",
+    "entropy",
+    "confidence",
+    "margin",
+    "random",
+    "sampled-confidence",
+)
+
+#: Step samplers :func:`decoders` draws, simplest first.
+SAMPLER_NAMES = ("factorized", "joint", "rejection")
+
+
+def noisy_predictors(
+    targets=None,
+    *,
+    levels=None,
+    supports=("keep", "full"),
+):
+    """``pmdm.predictors.noisy.NoisyPredictor`` objects around a target's oracle.
+
+    Parameters
+    ----------
+    targets : SearchStrategy of Target, optional
+        Default: :func:`table_targets` with ``T <= 3``.
+    levels : SearchStrategy of float, optional
+        Default: :data:`SPECIAL_LEVELS` (0, the oracle itself, included) or any
+        value in ``[0, 5]``.
+    supports : sequence of str
+        ``"keep"`` and/or ``"full"`` (see the predictor).
+
+    Returns
+    -------
+    SearchStrategy of NoisyPredictor
+        Its ``base`` is the target's
+        :class:`~pmdm.predictors.oracle.OraclePredictor` (``base.target`` is the
+        target); shrinks towards level 0, noise seed 0 and the first support.
+    """
+    from pmdm.predictors.noisy import SUPPORTS, NoisyPredictor
+    from pmdm.predictors.oracle import OraclePredictor
+
+    supports = tuple(supports)
+    if not supports or any(s not in SUPPORTS for s in supports):
+        raise ValueError(f"supports={supports!r}: expected values from {SUPPORTS}")
+    targets = targets if targets is not None else table_targets(max_length=3)
+    levels = (
+        levels
+        if levels is not None
+        else st.sampled_from(SPECIAL_LEVELS) | st.floats(0.0, 5.0)
+    )
+
+    def build(target, level, seed, support):
+        return NoisyPredictor(OraclePredictor(target), level, seed, support=support)
+
+    return st.builds(
+        build, targets, levels, st.integers(0, 2**31 - 1), st.sampled_from(supports)
+    )
+
+
+def orders(length: int, *, names=ORDER_NAMES, permutations: bool = True):
+    """Order arguments of a decoder for sequences of ``length`` positions.
+
+    Parameters
+    ----------
+    length : int
+        ``T >= 1``.
+    names : sequence of str
+        Order names allowed (a subset of :data:`ORDER_NAMES`).
+    permutations : bool
+        Also draw permutations of ``0..T-1`` (tuples).
+
+    Returns
+    -------
+    SearchStrategy of str or tuple of int
+        Shrinks to ``"l2r"`` (or the first name given).
+    """
+    if length < 1:
+        raise ValueError(f"length={length!r}: expected an integer >= 1")
+    unknown = [n for n in names if n not in ORDER_NAMES]
+    if unknown or not names:
+        raise ValueError(f"names={tuple(names)!r}: expected names from {ORDER_NAMES}")
+    out = st.sampled_from(tuple(names))
+    if permutations:
+        out = out | st.permutations(range(length)).map(tuple)
+    return out
+
+
+@st.composite
+def decoder_schedules(draw, length: int, *, kinds=None):
+    """Schedule objects of :mod:`pmdm.decoding.schedules` for ``T = length``.
+
+    Parameters
+    ----------
+    length : int
+        ``T >= 1``.
+    kinds : sequence of str, optional
+        Among ``"fixed"``, ``"steps"``, ``"threshold"``, ``"factor"``,
+        ``"entropy-budget"`` (all by default; ``"fixed"`` first).
+
+    Returns
+    -------
+    SearchStrategy of Schedule
+        ``FixedSize(k)`` with ``1 <= k <= T``, ``StepsSchedule(s)`` with
+        ``1 <= s <= T`` over the whole sequence, ``ThresholdSchedule(τ)``,
+        ``FactorSchedule(f)`` and ``EntropyBudget(γ)``; shrinks to ``FixedSize(1)``.
+    """
+    from pmdm.decoding.schedules import (
+        EntropyBudget,
+        FactorSchedule,
+        FixedSize,
+        StepsSchedule,
+        ThresholdSchedule,
+    )
+
+    if length < 1:
+        raise ValueError(f"length={length!r}: expected an integer >= 1")
+    all_kinds = ("fixed", "steps", "threshold", "factor", "entropy-budget")
+    kinds = tuple(kinds) if kinds is not None else all_kinds
+    if not kinds or any(k not in all_kinds for k in kinds):
+        raise ValueError(f"kinds={kinds!r}: expected names from {all_kinds}")
+    kind = draw(st.sampled_from(kinds))
+    if kind == "fixed":
+        return FixedSize(draw(st.integers(1, length)))
+    if kind == "steps":
+        return StepsSchedule(draw(st.integers(1, length)))
+    if kind == "threshold":
+        return ThresholdSchedule(
+            draw(st.sampled_from((0.9, 0.5, 1.0)) | st.floats(0, 1))
+        )
+    if kind == "factor":
+        return FactorSchedule(draw(st.sampled_from((1.0, 0.5)) | st.floats(0.0, 3.0)))
+    return EntropyBudget(draw(st.sampled_from((0.5, 0.0)) | st.floats(0.0, 3.0)))
+
+
+@st.composite
+def decoders(
+    draw,
+    length: int,
+    *,
+    exact: bool = True,
+    order_names=ORDER_NAMES,
+    schedule_kinds=None,
+    samplers=SAMPLER_NAMES,
+    temperatures=None,
+    remask: bool = False,
+):
+    """``pmdm.decoding.Decoder`` objects: orders × schedules × step samplers.
+
+    Parameters
+    ----------
+    length : int
+        ``T``, for permutations and step counts.
+    exact : bool
+        Only combinations that :func:`pmdm.decoding.exact.output_distribution`
+        enumerates: the random order with the fixed, steps or threshold schedules,
+        the sampled-confidence order with the factorized sampler.
+    order_names, schedule_kinds, samplers
+        What to draw from (see :func:`orders`, :func:`decoder_schedules`,
+        :data:`SAMPLER_NAMES`).
+    temperatures : SearchStrategy of float, optional
+        Default: 1, 0, 0.5 or 2 (shrinks to 1).
+    remask : bool
+        Also draw a :class:`~pmdm.decoding.decoder.Remask` (or none).
+
+    Returns
+    -------
+    SearchStrategy of Decoder
+        Shrinks to ``Decoder("l2r", FixedSize(1), "factorized")``. The rejection
+        sampler always gets a positive temperature (greedy marginals can miss the
+        greedy joint, leaving no finite envelope).
+    """
+    from pmdm.decoding.decoder import Decoder, Remask
+
+    if any(s not in SAMPLER_NAMES for s in samplers) or not samplers:
+        raise ValueError(
+            f"samplers={tuple(samplers)!r}: expected names from {SAMPLER_NAMES}"
+        )
+    order = draw(orders(length, names=order_names))
+    kinds = schedule_kinds
+    if exact and order == "random":
+        allowed = ("fixed", "steps", "threshold")
+        kinds = tuple(k for k in (kinds or allowed) if k in allowed) or ("fixed",)
+    schedule = draw(decoder_schedules(length, kinds=kinds))
+    # Always one draw for the sampler, so that shrinking never prefers an order
+    # for the choice it saves.
+    sampler = draw(st.sampled_from(tuple(samplers)))
+    if exact and order == "sampled-confidence":
+        sampler = "factorized"
+    temperature = draw(
+        temperatures
+        if temperatures is not None
+        else st.sampled_from((1.0, 0.0, 0.5, 2.0))
+    )
+    if sampler == "rejection" and temperature == 0:
+        # Greedy marginals can miss the greedy joint: no envelope M exists.
+        temperature = 1.0
+    rounds = None
+    if remask:
+        rounds = draw(
+            st.none()
+            | st.builds(Remask, st.integers(1, 2), st.integers(1, max(1, length)))
+        )
+    return Decoder(order, schedule, sampler, temperature, rounds)
