@@ -45,6 +45,17 @@ EXPECTED = {
     "li-cai",
     "chen-cong-li-schedule",
     "chen-cong-li-schedule-shifted",
+    "lemma-4.1",
+    "eq-11",
+    "eq-11-printed",
+    "eq-11-intermediate-sum",
+    "regime-one-token-per-step-decoder",
+    "regime-one-token-per-step-sampled-confidence",
+    "regime-conditional-independence-decoder",
+    "proposition-c5",
+    "proposition-c5-first-round",
+    "fast-dllm-decoder",
+    "eb-sampler-decoder",
 }
 
 
