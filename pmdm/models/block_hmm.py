@@ -381,9 +381,10 @@ class BlockHMM(Target):
         # The parity bit set to v: (*batch, M, 1, V, K).
         S, D = s.prod(-1).unsqueeze(-2), d.prod(-1).unsqueeze(-2)  # (*batch, M, 1, K)
         parity_v = self._parity_evidence(S, D, values, torch.ones(V, dtype=torch.bool))
-        like_jv = torch.cat([parity_v.unsqueeze(-3), content], -3).log()
-        # (*batch, M, B, V, K) -> (*batch, M, B, V) -> (*batch, T, V).
-        log_w = torch.logsumexp(cavity[..., None, None, :] + like_jv, -1)
+        like_jv = torch.cat([parity_v.unsqueeze(-3), content], -3)
+        # Σ_k p(z_m = k | x_{S∖B_m}) p(x_{B_m ∩ S}, x_j = v | k), in linear space
+        # (the cavity is normalized): (*batch, M, B, V).
+        log_w = torch.einsum("...mk,...mbvk->...mbv", cavity.exp(), like_jv).log()
         out = log_normalize(log_w).reshape(x.shape + (V,))
         # Given an impossible context every row is uniform (the Target contract).
         evidence = hmm_filter(self.log_init, self.log_trans, like).log_evidence
