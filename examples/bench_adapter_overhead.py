@@ -127,7 +127,8 @@ def main() -> None:
     print(f"pmdm Decoder over HFPredictor:     {adapter_s:.4f} s")
     verdict = "ok" if ratio <= TARGET_RATIO else "ABOVE TARGET"
     print(
-        f"ratio adapter / bare:              {ratio:.3f} (target <= {TARGET_RATIO}) {verdict}"
+        f"ratio adapter / bare:              {ratio:.3f} "
+        f"(target <= {TARGET_RATIO}) {verdict}"
     )
 
     if args.profile:

@@ -64,9 +64,10 @@ def main() -> None:
     # 3. What the run measured.
     print(
         f"NFE {int(out.nfe[0])}, forward passes {out.forward_passes}, tokens/step "
-        f"{float(out.tokens_per_step()[0]):.2f}, Kendall tau {float(out.kendall_tau()[0]):.3f}"
+        f"{float(out.tokens_per_step()[0]):.2f}, "
+        f"Kendall tau {float(out.kendall_tau()[0]):.3f}"
     )
-    for step in out.steps.row(0):
+    for step in out.per_step.row(0):
         print(
             f"  step {step['step']}: {step['revealed']} revealed, mean entropy "
             f"{step['entropy']:.3f} nats, confidence {step['confidence']:.3f}"
@@ -97,7 +98,8 @@ def main() -> None:
     )
     sites = [name for name in trace.nodes if name.startswith("x_")]
     print(
-        f"Pyro trace: sites {sites[0]}..{sites[-1]}, log q {float(trace.log_prob_sum()):.2f}"
+        f"Pyro trace: sites {sites[0]}..{sites[-1]}, "
+        f"log q {float(trace.log_prob_sum()):.2f}"
     )
 
 

@@ -1,4 +1,4 @@
-"""``pmdm generate`` end to end, offline, on tiny models saved to a temporary directory."""
+"""``pmdm generate`` end to end, offline, on tiny models saved to a temporary folder."""
 
 from __future__ import annotations
 

@@ -102,7 +102,7 @@ def test_prompt_is_kept_and_never_counted_as_a_hole():
     assert (out.trajectory.reveal_step[:, 3:] >= 0).all()
     assert out.trajectory.entropy[:, :3].isnan().all()
     # Two blocks of 3 positions, 2 steps each: 2 then 1 revealed, 6 / 4 per step.
-    assert out.steps.revealed.tolist() == [[2, 1, 2, 1]] * 2
+    assert out.per_step.revealed.tolist() == [[2, 1, 2, 1]] * 2
     assert out.tokens_per_step().tolist() == [1.5, 1.5]
 
 
@@ -117,7 +117,7 @@ def test_step_measures_are_those_of_the_predictions_at_each_step():
     steps = out.trajectory.reveal_step[0]
 
     # Steps per block 3, 4 positions: the schedule reveals 2, 1, 1 in each block.
-    assert out.steps.revealed[0].tolist() == [2, 1, 1, 2, 1, 1]
+    assert out.per_step.revealed[0].tolist() == [2, 1, 1, 2, 1, 1]
     assert out.nfe.tolist() == [6] and out.forward_passes == 6
     for s in range(6):
         state = out.tokens[0].clone()
@@ -133,7 +133,7 @@ def test_step_measures_are_those_of_the_predictions_at_each_step():
             ("confidence", confidence),
             ("token_prob", token_prob),
         ):
-            got = float(getattr(out.steps, field)[0, s])
+            got = float(getattr(out.per_step, field)[0, s])
             assert math.isclose(got, float(value.mean()), rel_tol=1e-9), (field, s)
         # Greedy low_confidence: the revealed token is the argmax.
         assert torch.equal(token_prob, confidence)
@@ -276,7 +276,7 @@ def test_ragged_prompts_give_one_result_per_prompt_equal_to_each_alone():
         alone = generate(predictor, prompt, gen_length=4, steps=4, block_length=2)
         assert torch.equal(result.tokens, alone.tokens)
         assert torch.equal(result.trajectory.reveal_step, alone.trajectory.reveal_step)
-        assert result.steps.revealed.tolist() == alone.steps.revealed.tolist()
+        assert result.per_step.revealed.tolist() == alone.per_step.revealed.tolist()
     # The two prompts of length 3 ran in one batch of 4 forward passes.
     assert results[0].forward_passes == 4 and predictor.nfe == 8 + 12
 

@@ -1,4 +1,4 @@
-"""pmdm's decoders configured as LLaDA's sampler against the reference re-implementation.
+"""pmdm's decoders configured as LLaDA's sampler against the reference sampler.
 
 ``tests/llada_reference.py`` is written from the LLaDA paper and knows nothing of
 pmdm; here :func:`pmdm.adapters.generate` (pmdm's order, schedule and factorized

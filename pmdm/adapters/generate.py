@@ -345,7 +345,7 @@ class GenerateResult:
         The decoder's record: reveal step of each position (``-1`` on the prompt),
         NFE (decoder predictor calls), ``log q`` of the path, and the entropy,
         confidence and token probability seen at each reveal.
-    steps : StepMeasures
+    per_step : StepMeasures
         Per-step counts and means, from ``trajectory``.
     forward_passes : int or None
         Forward passes of the model for the batch this result ran in (with
@@ -362,7 +362,7 @@ class GenerateResult:
     tokens: Tensor
     prompt_length: int
     trajectory: Trajectory
-    steps: StepMeasures
+    per_step: StepMeasures
     forward_passes: int | None = None
     block_tc: list[list[ChainTCEstimate]] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
@@ -400,10 +400,10 @@ class GenerateResult:
             tokens=self.tokens[index],
             prompt_length=self.prompt_length,
             trajectory=trajectory,
-            steps=StepMeasures(
+            per_step=StepMeasures(
                 **{
-                    name: getattr(self.steps, name)[index]
-                    for name in self.steps.__dataclass_fields__
+                    name: getattr(self.per_step, name)[index]
+                    for name in self.per_step.__dataclass_fields__
                 }
             ),
             forward_passes=self.forward_passes,
@@ -436,7 +436,7 @@ class GenerateResult:
             "entropy": traj.entropy[row].tolist(),
             "confidence": traj.confidence[row].tolist(),
             "token_prob": traj.token_prob[row].tolist(),
-            "step_measures": self.steps.row(row),
+            "step_measures": self.per_step.row(row),
             "block_tc": [
                 {
                     "block": m,
@@ -744,7 +744,7 @@ def _generate_batch(
         tokens=out.tokens,
         prompt_length=prompt_length,
         trajectory=out.trajectory,
-        steps=step_measures(out.trajectory),
+        per_step=step_measures(out.trajectory),
         forward_passes=forward_passes,
         block_tc=block_tc,
         settings=dict(settings),

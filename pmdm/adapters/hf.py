@@ -257,10 +257,12 @@ class HFPredictor:
 
     Notes
     -----
-    The model runs under ``torch.no_grad()``. The model attends without a padding mask (LLaDA has none), so every sequence of
-    a batch must have the same length and no position is padding. Prompts of
-    different lengths are run apart: see :func:`pmdm.adapters.prompts.run_by_length`.
-    The result is on the device of ``tokens``; the model runs on its own device.
+    The model runs under ``torch.no_grad()``. It attends without a padding mask
+    (LLaDA has none), so every sequence of a batch must have the same length and no
+    position is padding. Prompts of different lengths are run apart: see
+    :func:`pmdm.adapters.prompts.run_by_length`. The log-softmax runs on the model's
+    device (except MPS, which lacks float64); the model runs on its own device and
+    the result is on the device of ``tokens``.
 
     Examples
     --------
