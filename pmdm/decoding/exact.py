@@ -56,11 +56,6 @@ def _configs(V: int, k: int) -> Tensor:
     return torch.tensor(list(itertools.product(range(V), repeat=k))).reshape(-1, k)
 
 
-def _subsets(n_positions: Tensor, k: int):
-    # All k-subsets of the True positions of one row, as index lists.
-    return list(itertools.combinations(n_positions.tolist(), k))
-
-
 class _Frontier:
     """States with log-weights and weighted costs; merges duplicates."""
 
@@ -284,37 +279,37 @@ def _selections(decoder, log_probs, tempered, eligible, region, V):
         some = confident.any(-1)
         if some.any():
             rows = some.nonzero().squeeze(-1)
-            out.append(
-                (rows, confident[rows], torch.zeros(rows.numel(), dtype=torch.float64))
-            )
-        none = (~some).nonzero().squeeze(-1)
-        for r in none.tolist():
-            cands = eligible[r].nonzero().squeeze(-1).tolist()
-            for i in cands:
-                sel = torch.zeros(1, T, dtype=torch.bool)
-                sel[0, i] = True
-                out.append(
-                    (
-                        torch.tensor([r]),
-                        sel,
-                        torch.tensor([-math.log(len(cands))], dtype=torch.float64),
-                    )
-                )
-        return out
+            zero = torch.zeros(rows.numel(), dtype=torch.float64)
+            out.append((rows, confident[rows], zero))
+        k = torch.ones(n, dtype=torch.long)
+        return out + _uniform_subsets(eligible, k, ~some)
     # Fixed or steps: the count does not depend on the ranking; uniform k-subsets.
     ranked = rank(torch.zeros(n, T, dtype=torch.float64), eligible)
-    ref = schedule.select(log_probs, ranked, eligible, region)
-    k = ref.sum(-1)
-    for r in range(n):
-        cands = eligible[r].nonzero().squeeze(-1)
-        subsets = _subsets(cands, int(k[r]))
-        sel = torch.zeros(len(subsets), T, dtype=torch.bool)
-        for j, subset in enumerate(subsets):
-            sel[j, list(subset)] = True
-        log_sel = torch.full(
-            (len(subsets),), -math.log(len(subsets)), dtype=torch.float64
-        )
-        out.append((torch.full((len(subsets),), r), sel, log_sel))
+    k = schedule.select(log_probs, ranked, eligible, region).sum(-1)
+    return _uniform_subsets(eligible, k, torch.ones(n, dtype=torch.bool))
+
+
+def _uniform_subsets(eligible: Tensor, k: Tensor, rows_mask: Tensor) -> list:
+    # Branches for a uniformly random k-subset of each row's eligible positions,
+    # grouped by (number eligible, k) so that each group is one tensor operation.
+    n, T = eligible.shape
+    count = eligible.sum(-1)
+    out = []
+    for c, size in sorted(
+        set(zip(count[rows_mask].tolist(), k[rows_mask].tolist(), strict=True))
+    ):
+        rows = (rows_mask & (count == c) & (k == size)).nonzero().squeeze(-1)
+        combos = torch.tensor(list(itertools.combinations(range(c), size)))
+        combos = combos.reshape(-1, size)  # (S, size)
+        S = combos.shape[0]
+        # Eligible positions of each row, in order: (r, c).
+        pos = torch.where(eligible[rows], torch.arange(T), T).sort(-1).values[:, :c]
+        chosen = pos[:, combos]  # (r, S, size)
+        sel = torch.zeros(rows.numel(), S, T, dtype=torch.bool)
+        sel.scatter_(-1, chosen, True)
+        parent = rows.repeat_interleave(S)
+        log_sel = torch.full((parent.numel(),), -math.log(S), dtype=torch.float64)
+        out.append((parent, sel.reshape(-1, T), log_sel))
     return out
 
 
