@@ -232,6 +232,14 @@ def build_parser() -> argparse.ArgumentParser:
     study = commands.add_parser("study", help="run a sweep study")
     study_kinds = study.add_subparsers(dest="study", required=True)
     _add_order_study(study_kinds)
+
+    from pmdm.arithmetic.mdm import register_cli as add_train_mdm_adder
+    from pmdm.arithmetic.nanoadder import register_cli as add_nanoadder
+
+    add_nanoadder(study_kinds, name="nanoadder")
+    train = commands.add_parser("train", help="train a small model")
+    train_kinds = train.add_subparsers(dest="model", required=True)
+    add_train_mdm_adder(train_kinds, name="mdm-adder")
     return parser
 
 
