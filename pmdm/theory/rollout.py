@@ -205,7 +205,7 @@ def rollout_profile(model, reference, length: int, order="l2r") -> RolloutProfil
 # -- Assumption 4.2 and Eq. 11 ---------------------------------------------------------
 
 
-def _as_steps(errors, entropies) -> tuple[Tensor, Tensor, Tensor]:
+def _as_steps(errors, entropies, previous=None) -> tuple[Tensor, Tensor, Tensor]:
     errors = torch.as_tensor(errors, dtype=torch.float64).reshape(-1)
     entropies = torch.as_tensor(entropies, dtype=torch.float64).reshape(-1)
     if errors.shape != entropies.shape or errors.numel() == 0:
@@ -213,7 +213,15 @@ def _as_steps(errors, entropies) -> tuple[Tensor, Tensor, Tensor]:
             f"entropies: expected the shape of errors {tuple(errors.shape)} (T >= 1), "
             f"actual {tuple(entropies.shape)}"
         )
-    previous = torch.cat([errors.new_zeros(1), errors.cumsum(0)[:-1]])
+    if previous is None:
+        previous = torch.cat([errors.new_zeros(1), errors.cumsum(0)[:-1]])
+    else:
+        previous = torch.as_tensor(previous, dtype=torch.float64).reshape(-1)
+        if previous.shape != errors.shape:
+            raise ValueError(
+                f"previous: expected the shape of errors {tuple(errors.shape)}, "
+                f"actual {tuple(previous.shape)}"
+            )
     return errors, entropies, previous
 
 
@@ -223,7 +231,9 @@ def _check_params(alpha=None, lam=None, b=None) -> None:
             check_real(name, value, low=0.0)
 
 
-def assumption_slack(errors, entropies, alpha: float, lam: float, b: float) -> Tensor:
+def assumption_slack(
+    errors, entropies, alpha: float, lam: float, b: float, previous=None
+) -> Tensor:
     """``α H_t + λ S_{t−1} + b − ē_t`` for every step, shape ``(T,)``.
 
     Assumption 4.2 holds exactly when every entry is ``>= 0``.
@@ -236,20 +246,24 @@ def assumption_slack(errors, entropies, alpha: float, lam: float, b: float) -> T
         ``H_t``.
     alpha, lam, b : float
         Non-negative.
+    previous : Tensor, shape (T,), optional
+        ``S_{t−1}``; by default the running sum of ``errors`` (one rollout). Give it
+        for steps pooled over several rollouts.
 
     References
     ----------
     Zhang et al. (2026), arXiv 2602.00286, Assumption 4.2 (Eq. 10).
     """
     _check_params(alpha, lam, b)
-    e, h, s = _as_steps(errors, entropies)
+    e, h, s = _as_steps(errors, entropies, previous)
     return alpha * h + lam * s + b - e
 
 
-def smallest_b(errors, entropies, alpha: float, lam: float) -> float:
+def smallest_b(errors, entropies, alpha: float, lam: float, previous=None) -> float:
     """The smallest ``b >= 0`` for which Assumption 4.2 holds with ``α, λ``.
 
     ``b* = max(0, max_t (ē_t − α H_t − λ S_{t−1}))``; ``+inf`` if an ``ē_t`` is.
+    ``previous`` is ``S_{t−1}`` as in :func:`assumption_slack`.
 
     Examples
     --------
@@ -257,7 +271,7 @@ def smallest_b(errors, entropies, alpha: float, lam: float) -> float:
     0.15
     """
     _check_params(alpha, lam)
-    e, h, s = _as_steps(errors, entropies)
+    e, h, s = _as_steps(errors, entropies, previous)
     if torch.isinf(e).any():
         return math.inf
     return max(0.0, float((e - alpha * h - lam * s).max()))
