@@ -225,9 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_block_hmm(studies)
     _add_evaluate(commands)
 
+    from pmdm.adapters.cli import register_cli as add_generate
     from pmdm.theory.check import register_cli as add_check
 
     add_check(commands)
+    add_generate(commands)
 
     study = commands.add_parser("study", help="run a sweep study")
     study_kinds = study.add_subparsers(dest="study", required=True)
