@@ -131,7 +131,9 @@ class IndependentBits(dist.TorchDistribution):
 
     def __init__(self, probs: Tensor, validate_args=None):
         self.probs = probs
-        super().__init__(probs.shape[:-1], probs.shape[-1:], validate_args=validate_args)
+        super().__init__(
+            probs.shape[:-1], probs.shape[-1:], validate_args=validate_args
+        )
 
     def expand(self, batch_shape, _instance=None):
         shape = torch.Size(batch_shape) + self.event_shape

@@ -269,13 +269,14 @@ class Decoder:
         mask_id = predictor.mask_id
         n, T = tokens.shape
         region = tokens == mask_id
-        nan = torch.full((n, T), torch.nan, dtype=torch.float64)
+        on = {"device": tokens.device}
+        nan = torch.full((n, T), torch.nan, dtype=torch.float64, **on)
         record = {
-            "reveal_step": torch.full((n, T), -1, dtype=torch.long),
-            "steps": torch.zeros(n, dtype=torch.long),
-            "nfe": torch.zeros(n, dtype=torch.long),
-            "proposals": torch.zeros(n, dtype=torch.long),
-            "log_q_path": torch.zeros(n, dtype=torch.float64),
+            "reveal_step": torch.full((n, T), -1, dtype=torch.long, **on),
+            "steps": torch.zeros(n, dtype=torch.long, **on),
+            "nfe": torch.zeros(n, dtype=torch.long, **on),
+            "proposals": torch.zeros(n, dtype=torch.long, **on),
+            "log_q_path": torch.zeros(n, dtype=torch.float64, **on),
             "entropy": nan.clone(),
             "confidence": nan.clone(),
             "token_prob": nan.clone(),
@@ -317,10 +318,8 @@ class Decoder:
         state = tokens[rows]
         log_probs = predictor(state).to(torch.float64)
         record["nfe"][rows] += 1
-        tempered = temper(log_probs, self.temperature)
-        if forced is None:
-            draws = sample_categorical(tempered, generator)
-        else:
+        tempered, draws = self._draws(log_probs, generator)
+        if forced is not None:
             draws = forced[rows]
         if getattr(self.order, "chooses_set", False):
             select = self.order.choose(state == predictor.mask_id)
@@ -342,6 +341,14 @@ class Decoder:
             forced,
         )
 
+    def _draws(self, log_probs, generator):
+        # One draw per position at the decoder's temperature; at temperature 0 the
+        # argmax (ties to the lowest id), with no noise and no one-hot tensor.
+        if self.temperature == 0:
+            return None, log_probs.argmax(-1)
+        tempered = temper(log_probs, self.temperature)
+        return tempered, sample_categorical(tempered, generator)
+
     def _commit(
         self,
         predictor,
@@ -358,7 +365,14 @@ class Decoder:
     ):
         state = tokens[rows]
         ctx = StepContext(
-            predictor, state, select, tempered, draws, self.temperature, generator
+            predictor,
+            state,
+            select,
+            tempered,
+            draws,
+            self.temperature,
+            generator,
+            log_probs=log_probs,
         )
         if forced is None:
             outcome = self.sampler.draw(ctx)
@@ -369,28 +383,25 @@ class Decoder:
         record["nfe"][rows] += outcome.nfe.long()
         record["proposals"][rows] += outcome.proposals.long()
         record["steps"][rows] += 1
-        # What the decoder saw where it revealed (predictions of the step's call).
-        committed = outcome.tokens
-        # Masked positions may hold an out-of-vocabulary mask id: clamp, then ignore.
-        index = committed.clamp(max=log_probs.shape[-1] - 1).unsqueeze(-1)
-        picked = log_probs.gather(-1, index).squeeze(-1).exp()
-        for name, value in (
-            ("reveal_step", torch.full_like(committed, step)),
-            ("entropy", entropy(log_probs)),
-            ("confidence", log_probs.max(-1).values.exp()),
-            ("token_prob", picked),
-        ):
-            sub = record[name][rows]
-            record[name][rows] = torch.where(select, value.to(sub.dtype), sub)
+        # What the decoder saw where it revealed (predictions of the step's call),
+        # computed at the revealed positions only.
+        where = select.nonzero()
+        at, cols = rows[where[:, 0]], where[:, 1]
+        seen = log_probs[where[:, 0], cols]  # (k, V)
+        token = outcome.tokens[where[:, 0], cols].unsqueeze(-1)
+        record["reveal_step"][at, cols] = step
+        record["entropy"][at, cols] = entropy(seen)
+        record["confidence"][at, cols] = seen.max(-1).values.exp()
+        record["token_prob"][at, cols] = seen.gather(-1, token).squeeze(-1).exp()
 
     def _remask_round(self, predictor, tokens, region, record, step, generator, forced):
         count = self.remask.count
-        rows = torch.arange(tokens.shape[0])
+        rows = torch.arange(tokens.shape[0], device=tokens.device)
         score = torch.where(region, record["token_prob"], torch.inf)
         # Lowest committed probability first, ties to the lowest position.
         order = torch.sort(score, dim=-1, stable=True).indices
-        k = torch.minimum(torch.tensor(count), region.sum(-1))
-        take = torch.arange(tokens.shape[1]) < k.unsqueeze(-1)
+        k = region.sum(-1).clamp(max=count)
+        take = torch.arange(tokens.shape[1], device=tokens.device) < k.unsqueeze(-1)
         select = torch.zeros_like(region).scatter(-1, order, take) & region
         tokens[select] = predictor.mask_id
         live = select.any(-1)
@@ -400,10 +411,9 @@ class Decoder:
         state = tokens[rows]
         log_probs = predictor(state).to(torch.float64)
         record["nfe"][rows] += 1
-        tempered = temper(log_probs, self.temperature)
-        draws = (
-            sample_categorical(tempered, generator) if forced is None else forced[rows]
-        )
+        tempered, draws = self._draws(log_probs, generator)
+        if forced is not None:
+            draws = forced[rows]
         self._commit(
             predictor,
             tokens,

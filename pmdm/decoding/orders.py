@@ -65,7 +65,8 @@ class OrderPolicy:
 
 def _positions(log_probs: Tensor) -> Tensor:
     T = log_probs.shape[-2]
-    return torch.arange(T, dtype=torch.float64).expand(log_probs.shape[:-1])
+    positions = torch.arange(T, dtype=torch.float64, device=log_probs.device)
+    return positions.expand(log_probs.shape[:-1])
 
 
 class LeftToRight(OrderPolicy):
@@ -94,7 +95,11 @@ class RandomOrder(OrderPolicy):
 
     def scores(self, log_probs, draws=None, generator=None):
         shape = log_probs.shape[:-1]
-        return torch.rand(shape, dtype=torch.float64, generator=generator)
+        device = generator.device if generator is not None else log_probs.device
+        noise = torch.rand(
+            shape, dtype=torch.float64, generator=generator, device=device
+        )
+        return noise.to(log_probs.device)
 
 
 class Permutation(OrderPolicy):
@@ -128,7 +133,7 @@ class Permutation(OrderPolicy):
                 f"permutation: has length {self.rank.shape[0]}, the sequence has "
                 f"length {log_probs.shape[-2]}"
             )
-        return -self.rank.expand(log_probs.shape[:-1])
+        return -self.rank.to(log_probs.device).expand(log_probs.shape[:-1])
 
 
 class EntropyOrder(OrderPolicy):

@@ -52,7 +52,10 @@ class StepContext:
     select : Tensor, shape (n, T), bool
         Positions to reveal at this step.
     tempered : Tensor, shape (n, T, V), float64
-        This step's predictions at the decoder's temperature.
+        This step's predictions at the decoder's temperature (computed from
+        ``log_probs`` on first use when not given).
+    log_probs : Tensor, shape (n, T, V), optional
+        This step's predictions at temperature 1.
     draws : Tensor, shape (n, T), long
         One independent draw from ``tempered`` at every position.
     temperature : float
@@ -60,15 +63,32 @@ class StepContext:
     """
 
     def __init__(
-        self, predictor, tokens, select, tempered, draws, temperature, generator
+        self,
+        predictor,
+        tokens,
+        select,
+        tempered,
+        draws,
+        temperature,
+        generator,
+        log_probs=None,
     ):
         self.predictor = predictor
         self.tokens = tokens
         self.select = select
-        self.tempered = tempered
+        self._tempered = tempered
+        self.log_probs = log_probs
         self.draws = draws
         self.temperature = temperature
         self.generator = generator
+
+    @property
+    def tempered(self) -> Tensor:
+        # Built on first use only: at temperature 0 the factorized sampler never
+        # needs the (n, T, V) one-hot tensor.
+        if self._tempered is None:
+            self._tempered = temper(self.log_probs, self.temperature)
+        return self._tempered
 
     def predict(self, tokens: Tensor) -> Tensor:
         return temper(self.predictor(tokens), self.temperature)
@@ -115,8 +135,8 @@ class StepSampler:
         return f"{type(self).__name__}({fields})"
 
 
-def _zeros(n: int) -> Tensor:
-    return torch.zeros(n, dtype=torch.float64)
+def _zeros(n: int, device=None) -> Tensor:
+    return torch.zeros(n, dtype=torch.float64, device=device)
 
 
 class Factorized(StepSampler):
@@ -125,13 +145,18 @@ class Factorized(StepSampler):
     name = "factorized"
 
     def _score(self, ctx, values):
-        # Unselected positions may hold the mask id: clamp, then ignore them.
-        index = values.clamp(max=ctx.tempered.shape[-1] - 1).unsqueeze(-1)
-        picked = ctx.tempered.gather(-1, index).squeeze(-1)
+        if ctx.temperature == 0 and ctx._tempered is None:
+            # Greedy: probability 1 for the most probable token, 0 otherwise.
+            best = ctx.log_probs.argmax(-1)
+            picked = torch.where(values == best, 0.0, -torch.inf).to(torch.float64)
+        else:
+            # Unselected positions may hold the mask id: clamp, then ignore them.
+            index = values.clamp(max=ctx.tempered.shape[-1] - 1).unsqueeze(-1)
+            picked = ctx.tempered.gather(-1, index).squeeze(-1)
         log_q = torch.where(ctx.select, picked, 0.0).sum(-1)
         tokens = torch.where(ctx.select, values, ctx.tokens)
-        n = tokens.shape[0]
-        return StepOutcome(tokens, log_q, _zeros(n), _zeros(n))
+        n, device = tokens.shape[0], tokens.device
+        return StepOutcome(tokens, log_q, _zeros(n, device), _zeros(n, device))
 
     def draw(self, ctx):
         return self._score(ctx, ctx.draws)
@@ -146,8 +171,10 @@ def chain_rule(ctx: StepContext, values: Tensor | None = None) -> StepOutcome:
     tokens = ctx.tokens.clone()
     n, T = tokens.shape
     counts = ctx.select.sum(-1)
-    positions = torch.where(ctx.select, torch.arange(T), T).sort(-1).values
-    log_q, nfe = _zeros(n), _zeros(n)
+    device = tokens.device
+    positions = torch.arange(T, device=device)
+    positions = torch.where(ctx.select, positions, T).sort(-1).values
+    log_q, nfe = _zeros(n, device), _zeros(n, device)
     for j in range(int(counts.max()) if n else 0):
         rows = (counts > j).nonzero().squeeze(-1)
         if j == 0:
@@ -156,14 +183,14 @@ def chain_rule(ctx: StepContext, values: Tensor | None = None) -> StepOutcome:
             lp = ctx.predict(tokens[rows])
             nfe[rows] += 1
         pos = positions[rows, j]
-        here = lp[torch.arange(rows.numel()), pos]  # (r, V)
+        here = lp[torch.arange(rows.numel(), device=device), pos]  # (r, V)
         if values is None:
             v = sample_categorical(here, ctx.generator)
         else:
             v = values[rows, pos]
         log_q[rows] += here.gather(-1, v.unsqueeze(-1)).squeeze(-1)
         tokens[rows, pos] = v
-    return StepOutcome(tokens, log_q, nfe, _zeros(n))
+    return StepOutcome(tokens, log_q, nfe, _zeros(n, device))
 
 
 class Joint(StepSampler):

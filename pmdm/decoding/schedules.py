@@ -23,6 +23,8 @@ class Schedule:
     """Chooses, per step, the eligible positions and how many of them to reveal."""
 
     name: str = ""
+    #: Whether :meth:`count` reads the ranked predictions (else it gets None).
+    uses_predictions: bool = True
 
     def eligible(self, region: Tensor, masked: Tensor) -> Tensor:
         """Positions that may be revealed now, shape ``(N, T)`` bool.
@@ -47,9 +49,12 @@ class Schedule:
         region : Tensor, shape (N, T), bool
             Positions masked when decoding began.
         """
-        ranked = log_probs.gather(-2, order.unsqueeze(-1).expand(log_probs.shape))
+        ranked = None
+        if self.uses_predictions:
+            ranked = log_probs.gather(-2, order.unsqueeze(-1).expand(log_probs.shape))
         k = self.count(ranked, eligible.sum(-1), region)
-        take = torch.arange(order.shape[-1]) < k.unsqueeze(-1)  # in rank order
+        # In rank order: the first k.
+        take = torch.arange(order.shape[-1], device=order.device) < k.unsqueeze(-1)
         chosen = torch.zeros_like(eligible).scatter(-1, order, take)
         return chosen & eligible
 
@@ -60,8 +65,9 @@ class Schedule:
 
         Parameters
         ----------
-        ranked_log_probs : Tensor, shape (N, T, V)
-            Log-probabilities of the positions in rank order (ineligible last).
+        ranked_log_probs : Tensor, shape (N, T, V), or None
+            Log-probabilities of the positions in rank order (ineligible last);
+            None for schedules whose ``uses_predictions`` is False.
         eligible_count : Tensor, shape (N,)
         region : Tensor, shape (N, T), bool
         """
@@ -80,6 +86,7 @@ class FixedSize(Schedule):
     """``tokens_per_step`` positions per step (fewer at the end)."""
 
     name = "fixed"
+    uses_predictions = False
 
     def __init__(self, tokens_per_step: int = 1):
         self.tokens_per_step = check_int("tokens_per_step", tokens_per_step, minimum=1)
@@ -108,6 +115,7 @@ class StepsSchedule(Schedule):
     """
 
     name = "steps"
+    uses_predictions = False
 
     def __init__(self, steps: int, block_length: int | None = None):
         self.steps = check_int("steps", steps, minimum=1)
@@ -195,7 +203,7 @@ class FactorSchedule(Schedule):
 
     def count(self, ranked_log_probs, eligible_count, region):
         conf = ranked_log_probs.max(-1).values.exp()  # (N, T), in rank order
-        n = torch.arange(1, conf.shape[-1] + 1, dtype=conf.dtype)
+        n = torch.arange(1, conf.shape[-1] + 1, dtype=conf.dtype, device=conf.device)
         ok = (n + 1) * (1 - conf) <= self.factor
         ok &= n <= eligible_count.unsqueeze(-1)
         # Largest n whose condition holds (Fast-dLLM checks each n, not a prefix).
@@ -215,7 +223,7 @@ class EntropyBudget(Schedule):
 
     def count(self, ranked_log_probs, eligible_count, region):
         h = entropy(ranked_log_probs.to(torch.float64))  # (N, T) in rank order
-        n = torch.arange(1, h.shape[-1] + 1)
+        n = torch.arange(1, h.shape[-1] + 1, device=h.device)
         live = n <= eligible_count.unsqueeze(-1)
         h = torch.where(live, h, 0.0)
         spent = h.cumsum(-1) - h.cummax(-1).values

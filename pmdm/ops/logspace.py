@@ -127,6 +127,11 @@ def sample_categorical(
     Tensor, shape (*batch,), long
     """
     log_probs = log_probs.to(torch.float64)
-    uniform = torch.rand(log_probs.shape, dtype=torch.float64, generator=generator)
+    # Noise from the generator's device, then moved (a CPU generator can drive a
+    # decoder whose predictions live on an accelerator).
+    device = generator.device if generator is not None else log_probs.device
+    uniform = torch.rand(
+        log_probs.shape, dtype=torch.float64, generator=generator, device=device
+    ).to(log_probs.device)
     gumbel = -torch.log(-torch.log(uniform))
     return torch.argmax(log_probs + gumbel, dim=-1)
