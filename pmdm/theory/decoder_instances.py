@@ -764,15 +764,11 @@ def random_token_hmm(generator: torch.Generator, max_length: int = 4) -> TokenHM
 
 
 def random_small_block_hmm(generator: torch.Generator, max_length: int = 6) -> BlockHMM:
-    """A Block-HMM with ``2 <= B`` and ``T <= max_length`` (see
-    :func:`pmdm.theory.generators.random_block_hmm`).
-
-    ``B = 1`` is left out: the oracle of a Block-HMM with ``B = 1`` and ``K >= 2``
-    fails in ``BlockHMM.conditionals`` (a shape error in ``hmm_cavity``).
-    """
+    """A Block-HMM with ``T <= max_length`` (see
+    :func:`pmdm.theory.generators.random_block_hmm`)."""
     while True:
         hmm = g.random_block_hmm(generator, max_block_size=3, max_blocks=3)
-        if 2 <= hmm.block_size and hmm.length <= max_length:
+        if hmm.length <= max_length:
             return hmm
 
 

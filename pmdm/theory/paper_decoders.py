@@ -466,7 +466,7 @@ def _remask_target(generator) -> TableTarget | BlockHMM:
     if family == 1:
         for _ in range(MAX_TRIES):
             hmm = g.random_block_hmm(generator, 3, 2, etas=(0.0,))
-            if 2 <= hmm.block_size and hmm.length <= 6:
+            if hmm.length <= 6:
                 return hmm
         return hmm
     shape = g.random_shape(generator, min_length=2)
