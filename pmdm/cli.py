@@ -175,7 +175,13 @@ def _add_order_study(studies) -> None:
         help="model-error levels",
     )
     p.add_argument("--seeds", type=int, default=8, help="noise draws per level")
-    p.add_argument("--orders", nargs="+", default=list(ORDERS), choices=ORDERS)
+    p.add_argument(
+        "--orders",
+        nargs="+",
+        default=list(ORDERS),
+        choices=ORDERS,
+        help="fixed-random: one random permutation per model",
+    )
     p.add_argument("--length", type=int, default=8, help="T (default: 8)")
     p.add_argument("--num-states", type=int, default=3, help="K (default: 3)")
     p.add_argument("--vocab-size", type=int, default=3, help="V (default: 3)")
