@@ -56,6 +56,25 @@ class Remask:
         check_int("count", self.count, minimum=1)
 
 
+def remask_selection(region: Tensor, token_prob: Tensor, count: int) -> Tensor:
+    """The ``count`` decoded positions whose token had the lowest probability when
+    committed (ties to the lowest position), shape ``(N, T)`` bool.
+
+    Parameters
+    ----------
+    region : Tensor, shape (N, T), bool
+        Positions that were masked when decoding began.
+    token_prob : Tensor, shape (N, T)
+        Probability of each committed token when it was committed.
+    count : int
+    """
+    score = torch.where(region, token_prob, torch.inf)
+    order = torch.sort(score, dim=-1, stable=True).indices
+    k = region.sum(-1).clamp(max=count)
+    take = torch.arange(region.shape[-1], device=region.device) < k.unsqueeze(-1)
+    return torch.zeros_like(region).scatter(-1, order, take) & region
+
+
 @dataclass
 class Trajectory:
     """What happened while decoding ``N`` sequences of length ``T``.
@@ -395,14 +414,8 @@ class Decoder:
         record["token_prob"][at, cols] = seen.gather(-1, token).squeeze(-1).exp()
 
     def _remask_round(self, predictor, tokens, region, record, step, generator, forced):
-        count = self.remask.count
         rows = torch.arange(tokens.shape[0], device=tokens.device)
-        score = torch.where(region, record["token_prob"], torch.inf)
-        # Lowest committed probability first, ties to the lowest position.
-        order = torch.sort(score, dim=-1, stable=True).indices
-        k = region.sum(-1).clamp(max=count)
-        take = torch.arange(tokens.shape[1], device=tokens.device) < k.unsqueeze(-1)
-        select = torch.zeros_like(region).scatter(-1, order, take) & region
+        select = remask_selection(region, record["token_prob"], self.remask.count)
         tokens[select] = predictor.mask_id
         live = select.any(-1)
         rows = rows[live]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from pmdm.decoding.decoder import Decoder
+from pmdm.decoding.decoder import Decoder, remask_selection
 from pmdm.decoding.orders import RandomOrder, SampledConfidence, rank
 from pmdm.decoding.samplers import (
     Factorized,
@@ -187,12 +187,8 @@ def _expand(decoder, predictor, frontier, region_one, V, mask_id, mode):
         return frontier
     state = tokens[rows]
     if mode == "remask":
-        score = torch.where(region[rows], frontier.extra[rows], torch.inf)
-        order_idx = torch.sort(score, dim=-1, stable=True).indices
-        k = torch.minimum(torch.tensor(decoder.remask.count), region[rows].sum(-1))
-        take = torch.arange(T) < k.unsqueeze(-1)
-        select = (
-            torch.zeros_like(region[rows]).scatter(-1, order_idx, take) & region[rows]
+        select = remask_selection(
+            region[rows], frontier.extra[rows], decoder.remask.count
         )
         state = torch.where(select, mask_id, state)
     log_probs = predictor(state).to(torch.float64)
@@ -329,21 +325,11 @@ def _values(
     # Children of `state` rows for every value of the selected positions.
     n, T = state.shape
     if draws is not None:
-        # Sampled-confidence: the draws are the values.
+        # Sampled-confidence: the draws are the values (their probability is in
+        # log_sel already).
         new = torch.where(sel, draws, state)
-        values_lp = torch.zeros(n, dtype=torch.float64)
-        return _children(
-            decoder,
-            frontier,
-            rows,
-            new,
-            log_sel + values_lp,
-            sel,
-            log_probs,
-            torch.zeros(n),
-            torch.zeros(n),
-            torch.ones(n),
-        )
+        zero = torch.zeros(n)
+        return _children(frontier, rows, new, log_sel, sel, log_probs, zero, zero)
     out_tokens, out_w, out_rows, out_sel, out_nfe, out_props, out_lp = (
         [],
         [],
@@ -392,7 +378,6 @@ def _values(
         out_nfe.append(nfe.repeat_interleave(C))
         out_props.append(props.repeat_interleave(C))
     return _children(
-        decoder,
         frontier,
         torch.cat(out_rows),
         torch.cat(out_tokens),
@@ -401,13 +386,10 @@ def _values(
         torch.cat(out_lp),
         torch.cat(out_nfe),
         torch.cat(out_props),
-        None,
     )
 
 
-def _children(
-    decoder, frontier, rows, tokens, log_branch, sel, log_probs, nfe, props, _unused
-):
+def _children(frontier, rows, tokens, log_branch, sel, log_probs, nfe, props):
     parent_w = frontier.log_w[rows]
     log_w = parent_w + log_branch
     # Weighted costs: inherited share plus this step's cost times the child weight.
