@@ -61,6 +61,7 @@ def test_smoke_run_writes_every_row_and_file(smoke):
     assert saved["settings"]["n_problems"] == 20 and saved["settings"]["path"] == "mdm"
     assert saved["model"].startswith("masked diffusion adder shipped")
     assert "Seed 0 fixes every number" in saved["note"]
+    assert set(saved["versions"]) == {"pmdm", "torch"}
     text = (out / "results.md").read_text()
     assert "| order | 11 steps | 1 step |" in text and "Seed 0 fixes" in text
     csv_lines = (out / "results.csv").read_text().splitlines()

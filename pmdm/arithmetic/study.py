@@ -595,7 +595,10 @@ def _run(
         "torch.Generator().manual_seed(derived_seed(seed, 'arithmetic', order, "
         "column)); the other orders decode greedily (temperature 0)."
     )
-    store.save(note=note, model=describe)
+    from pmdm import __version__
+
+    versions = {"pmdm": __version__, "torch": torch.__version__}
+    store.save(note=note, model=describe, versions=versions)
     out = Path(out_dir)
     atomic_write_text(out / "results.csv", rows_to_csv(_csv_rows(rows)))
     atomic_write_text(out / "results.md", arithmetic_markdown(study, rows, describe))
@@ -950,7 +953,7 @@ def arithmetic_markdown(
             _est(r["entropy"]),
             f"{r['nfe']['estimate']:g}",
             f"{r['tokens_per_step']['estimate']:.3g}",
-            f"{r['kendall_tau']['estimate']:.3f}",
+            f"{r['kendall_tau']['estimate']:.3f}".replace("-0.000", "0.000"),
         ]
         for r in rows
     ]
