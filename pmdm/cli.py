@@ -241,6 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     study_kinds = study.add_subparsers(dest="study", required=True)
     _add_order_study(study_kinds)
 
+    from pmdm.studies.assumption import add_assumption_parser
+    from pmdm.studies.tightness import add_tightness_parser
+
+    add_tightness_parser(study_kinds)
+    add_assumption_parser(study_kinds)
+
     from pmdm.arithmetic.mdm import register_cli as add_train_mdm_adder
     from pmdm.arithmetic.nanoadder import register_cli as add_nanoadder
 
