@@ -247,6 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_tightness_parser(study_kinds)
     add_assumption_parser(study_kinds)
 
+    from pmdm.arithmetic.study import add_arithmetic_parser
+
+    add_arithmetic_parser(study_kinds)
+
     from pmdm.arithmetic.mdm import register_cli as add_train_mdm_adder
     from pmdm.arithmetic.nanoadder import register_cli as add_nanoadder
 
