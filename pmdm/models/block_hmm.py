@@ -326,11 +326,12 @@ class BlockHMM(Target):
         # Each content bit acts on the running XOR as a·I + b·X (X swaps even and
         # odd); these commute, so in the basis (1, 1), (1, -1) a block is a product
         # of scalars: s = a + b and d = a - b per bit, shape (*, K, B - 1).
+        # Revealed v: s = ρ^v (1-ρ)^(1-v), d = (1-v) - ρ; hidden: s = 1, d = 1 - 2ρ.
         v = bits[..., None, 1:].to(torch.float64)
         shown = seen[..., None, 1:]
         rho = self.rho.unsqueeze(-1)  # (K, 1)
-        s = torch.where(shown, torch.where(v == 1, rho, 1 - rho), 1.0)
-        d = torch.where(shown, torch.where(v == 1, -rho, 1 - rho), 1 - 2 * rho)
+        s = torch.where(shown, 1 - v - rho + 2 * v * rho, 1.0)
+        d = torch.where(shown, 1 - v - rho, 1 - 2 * rho)
         return s, d
 
     def _parity_evidence(self, S: Tensor, D: Tensor, parity: Tensor, seen_p: Tensor):
@@ -362,7 +363,8 @@ class BlockHMM(Target):
         x = self._check_x(x)
         revealed = torch.as_tensor(revealed, dtype=torch.bool).expand(x.shape)
         like = self._partial_block_log_like(x, revealed)
-        cavity = hmm_cavity(self.log_init, self.log_trans, like)  # (*batch, M, K)
+        filt = hmm_filter(self.log_init, self.log_trans, like)
+        cavity = hmm_cavity(self.log_init, self.log_trans, like, filt)  # (*b, M, K)
         V = self.vocab_size
         xb, rb = self.blocks(x), self.blocks(revealed)
         s, d = self._content_factors(xb, rb)  # (*batch, M, K, B - 1)
@@ -387,8 +389,7 @@ class BlockHMM(Target):
         log_w = torch.einsum("...mk,...mbvk->...mbv", cavity.exp(), like_jv).log()
         out = log_normalize(log_w).reshape(x.shape + (V,))
         # Given an impossible context every row is uniform (the Target contract).
-        evidence = hmm_filter(self.log_init, self.log_trans, like).log_evidence
-        impossible = torch.isneginf(evidence)[..., None, None]
+        impossible = torch.isneginf(filt.log_evidence)[..., None, None]
         out = torch.where(impossible, torch.full_like(out, -math.log(V)), out)
         one_hot = torch.nn.functional.one_hot(x, V).to(torch.bool)
         fixed = torch.where(one_hot, 0.0, -torch.inf).to(out.dtype)

@@ -80,7 +80,12 @@ def hmm_filter(log_init: Tensor, log_trans: Tensor, log_like: Tensor) -> Filtere
     )
 
 
-def hmm_cavity(log_init: Tensor, log_trans: Tensor, log_like: Tensor) -> Tensor:
+def hmm_cavity(
+    log_init: Tensor,
+    log_trans: Tensor,
+    log_like: Tensor,
+    filtered: Filtered | None = None,
+) -> Tensor:
     """``log p(z_m | y_≠m)``: each latent given every observation but its own step's.
 
     This is what the conditional of a hidden observation at step ``m`` needs:
@@ -91,6 +96,8 @@ def hmm_cavity(log_init: Tensor, log_trans: Tensor, log_like: Tensor) -> Tensor:
     ----------
     log_init, log_trans, log_like
         As in :func:`hmm_filter`.
+    filtered : Filtered, optional
+        ``hmm_filter(log_init, log_trans, log_like)`` when already computed.
 
     Returns
     -------
@@ -98,7 +105,9 @@ def hmm_cavity(log_init: Tensor, log_trans: Tensor, log_like: Tensor) -> Tensor:
         Normalized; uniform where the other steps' observations are impossible.
     """
     steps = log_like.shape[-2]
-    filt = hmm_filter(log_init, log_trans, log_like)
+    filt = (
+        filtered if filtered is not None else hmm_filter(log_init, log_trans, log_like)
+    )
 
     # Backward messages β_m(j) ∝ p(y_>m | z_m = j), normalized per step.
     log_beta = torch.zeros_like(log_like)
