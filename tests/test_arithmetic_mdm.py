@@ -234,7 +234,7 @@ def test_cli_trains_and_scores(tmp_path):
     )
     assert args.func(args) == 0
     payload = read_config(tmp_path)
-    assert payload["training"]["command"].startswith("pmdm ")
+    assert payload["training"]["command"].split()[0] == "pmdm"
     accuracy = payload["suite_accuracy"]
     assert set(accuracy) == {"confidence", "l2r", "r2l"}
     assert accuracy["l2r"]["overall"]["n"] == 1000
