@@ -273,6 +273,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except ValueError as error:
         parser.exit(2, f"pmdm: error: {error}\n")
+    except KeyboardInterrupt:
+        parser.exit(
+            130,
+            "pmdm: interrupted; every row finished so far is saved: rerun the same "
+            "command to resume\n",
+        )
 
 
 if __name__ == "__main__":

@@ -139,6 +139,10 @@ eta = 0.0
             "colour = 1\n",
             r"unknown keys \['colour'\]",
         ),
+        (
+            'kind = "table"\nvocab_size = 2\nsequences = [[0, 1], [1]]\nprobs = [0.5, 0.5]\n',
+            r"sequences=\[\[0, 1\], \[1\]\] is not a rectangular array",
+        ),
     ],
 )
 def test_bad_target_files_are_refused(tmp_path, text, match):

@@ -92,6 +92,16 @@ def _need(config: dict, key: str, where: str):
     return config[key]
 
 
+def _tensor(config: dict, key: str, where: str, dtype=None) -> torch.Tensor:
+    value = _need(config, key, where)
+    try:
+        return torch.tensor(value, dtype=dtype)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"{where}: {key}={value!r} is not a rectangular array of numbers ({error})"
+        ) from None
+
+
 def target_from_config(config: dict) -> Target:
     """Build a target from a parsed target file (see the module docstring)."""
     config = dict(config)
@@ -103,17 +113,17 @@ def target_from_config(config: dict) -> Target:
         _take(config, where, {"vocab_size", "sequences", "probs"})
         return TableTarget(
             _need(config, "vocab_size", where),
-            torch.tensor(_need(config, "sequences", where)),
-            torch.tensor(_need(config, "probs", where), dtype=torch.float64),
+            _tensor(config, "sequences", where),
+            _tensor(config, "probs", where, torch.float64),
         )
     if kind == "hmm":
         from pmdm.models.hmm import TokenHMM
 
         _take(config, where, {"init", "trans", "emit", "length"})
         return TokenHMM(
-            torch.tensor(_need(config, "init", where), dtype=torch.float64),
-            torch.tensor(_need(config, "trans", where), dtype=torch.float64),
-            torch.tensor(_need(config, "emit", where), dtype=torch.float64),
+            _tensor(config, "init", where, torch.float64),
+            _tensor(config, "trans", where, torch.float64),
+            _tensor(config, "emit", where, torch.float64),
             _need(config, "length", where),
         )
     if kind == "block-hmm":

@@ -178,7 +178,7 @@ def register_cli(subparsers) -> None:
         "check",
         help="check every formal statement numerically",
         description=(
-            "Evaluate both sides of each registered statement (THEORY.md) on seeded "
+            "Evaluate both sides of each registered formal statement on seeded "
             "random instances, exactly or by Monte Carlo, and print one line per "
             "statement: verdict, examples, tightest margin."
         ),
