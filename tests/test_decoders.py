@@ -248,14 +248,13 @@ def test_monte_carlo_agrees_with_enumeration(target, decoder):
 
 @pytest.mark.parametrize(
     "decoder",
-    [d for d in DECODERS if d.replayable],
+    # (StepsSchedule(4, 3) needs a multiple of 3 positions; this target has 5.)
+    [d for d in DECODERS if d.replayable and not isinstance(d.schedule, StepsSchedule)],
     ids=lambda d: f"{d.order.name}-{d.schedule.name}",
 )
 def test_replayed_log_q_equals_enumerated_q(decoder):
     target = hmm_target(length=5, V=3, K=2, seed=2)
     predictor = OraclePredictor(target)
-    if isinstance(decoder.schedule, StepsSchedule):
-        pytest.skip("not replayable here")
     q = output_distribution(decoder, predictor, target.length).log_q
     replayed = decoder.log_prob(predictor, target.enumerate_sequences())
     assert torch.allclose(replayed.exp(), q.exp(), atol=1e-12)

@@ -57,7 +57,7 @@ class OrderPolicy:
         -------
         Tensor, shape (N, T), float64
         """
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement scores()")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

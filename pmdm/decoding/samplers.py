@@ -124,11 +124,11 @@ class StepSampler:
     name = ""
 
     def draw(self, ctx: StepContext) -> StepOutcome:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement draw()")
 
     def replay(self, ctx: StepContext, values: Tensor) -> StepOutcome:
         """Score ``values`` (shape ``(n, T)``) at the selected positions."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement replay()")
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())

@@ -71,7 +71,9 @@ class Schedule:
         eligible_count : Tensor, shape (N,)
         region : Tensor, shape (N, T), bool
         """
-        raise NotImplementedError
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement count() or override select()"
+        )
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
