@@ -513,6 +513,7 @@ def plot_sweep(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str]) -> 
         raise ValueError("rows must hold at least one sweep row, got rows=[]")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter
 
     figure = Figure(figsize=(9, 3.6), layout="constrained")
     FigureCanvasAgg(figure)
@@ -540,6 +541,8 @@ def plot_sweep(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str]) -> 
                 params, accuracy, yerr=stderr, marker=marker, capsize=3, label=label
             )
         ax.set_xscale("log")
+        # Minor ticks unlabelled: their labels overlap on a short log axis.
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_ylim(-3, 103)
         ax.set_xlabel("parameters")
         ax.set_title(f"NanoAdder, {title}")
