@@ -42,12 +42,12 @@ import torch
 from pyro import poutine
 from torch import Tensor
 
-from pmdm.adapters._checks import check_int, check_real, check_token_tensor
 from pmdm.adapters.measure import ChainTCEstimate, chain_total_correlation
 from pmdm.adapters.prompts import GuidedPredictor, prompt_canvas, run_by_length
 from pmdm.decoding.decoder import Decoder, DecodeResult, Trajectory
 from pmdm.decoding.orders import OrderPolicy, make_order
 from pmdm.decoding.schedules import StepsSchedule
+from pmdm.ops.validation import check_finite, check_int, check_token_tensor
 from pmdm.predictors.base import Predictor
 
 __all__ = [
@@ -621,7 +621,7 @@ def generate(
     True
     """
     gen_length, steps, block_length = _check_layout(gen_length, steps, block_length)
-    cfg_scale = check_real("cfg_scale", cfg_scale, minimum=0.0)
+    cfg_scale = check_finite("cfg_scale", cfg_scale, minimum=0.0)
     tc_samples = check_int("tc_samples", tc_samples, minimum=0)
     if tc_samples == 1:
         raise ValueError("tc_samples=1: expected 0 (no estimate) or at least 2")

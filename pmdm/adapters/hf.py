@@ -20,7 +20,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from pmdm.adapters._checks import check_int, check_token_tensor
+from pmdm.ops.validation import check_int, check_token_tensor
 
 logger = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from pmdm.adapters._checks import check_int, check_token_tensor
+from pmdm.ops.validation import check_int, check_token_tensor
 from pmdm.predictors.base import Predictor
 
 __all__ = [

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from pmdm.adapters._checks import check_int, check_real, check_token_tensor
+from pmdm.ops.validation import check_finite, check_int, check_token_tensor
 from pmdm.predictors.base import Predictor
 
 __all__ = [
@@ -308,7 +308,7 @@ class GuidedPredictor:
             )
         self.predictor = predictor
         self.prompt_mask = prompt_mask
-        self.cfg_scale = check_real("cfg_scale", cfg_scale, minimum=0.0)
+        self.cfg_scale = check_finite("cfg_scale", cfg_scale, minimum=0.0)
         self.vocab_size = predictor.vocab_size
         self.mask_id = predictor.mask_id
         self.nfe = 0

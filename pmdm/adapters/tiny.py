@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pmdm.adapters._checks import check_int, check_real
+from pmdm.ops.validation import check_finite, check_int
 
 #: LLaDA-8B's mask token id (``<|mdm_mask|>``) and the width of its logits.
 LLADA_MASK_ID = 126336
@@ -251,7 +251,7 @@ class MaskArgmaxMDM(TinyMDM):
 
     def __init__(self, config: TinyMDMConfig, margin: float = 10.0) -> None:
         super().__init__(config)
-        self.margin = check_real("margin", margin)
+        self.margin = check_finite("margin", margin)
         if self.margin <= 0:
             raise ValueError(f"margin={margin!r}: expected a positive real number")
 
