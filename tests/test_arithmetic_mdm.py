@@ -266,34 +266,34 @@ def test_shipped_checkpoint_loads_and_is_small():
         (
             lambda: train_mdm_adder("unused", steps=0),
             ValueError,
-            r"steps must be >= 1, got steps=0",
+            r"steps=0: expected an integer >= 1",
         ),
         (
             lambda: train_mdm_adder("unused", steps=1, batch_size=0),
             ValueError,
-            r"batch_size must be >= 1, got batch_size=0",
+            r"batch_size=0: expected an integer >= 1",
         ),
         (
             lambda: train_mdm_adder("unused", steps=1, minutes=-1),
             ValueError,
-            r"minutes must be a finite number > 0, got minutes=-1",
+            r"minutes=-1: expected a finite number > 0",
         ),
         (
             lambda: train_mdm_adder("unused", steps=1, lr=0),
             ValueError,
-            r"lr must be a finite number > 0, got lr=0",
+            r"lr=0: expected a finite number > 0",
         ),
         (
             lambda: train_mdm_adder("unused", steps=1, curriculum_start=11),
             ValueError,
-            r"curriculum_start must be <= 10, got curriculum_start=11",
+            r"curriculum_start=11: expected an integer <= 10",
         ),
         (
             lambda: greedy_unmask(
                 lambda x: x, torch.zeros(2, 3, dtype=torch.long), order="random"
             ),
             ValueError,
-            r"order must be one of 'confidence', 'l2r', 'r2l'; got order='random'",
+            r"order='random': expected one of 'confidence', 'l2r', 'r2l'",
         ),
         (
             lambda: load_mdm_adder("/nonexistent"),

@@ -195,12 +195,12 @@ def test_sweep_cli(tmp_path):
         (
             lambda: NanoAdderConfig(order="up"),
             ValueError,
-            r"order must be one of 'l2r', 'r2l'; got order='up'",
+            r"order='up': expected one of 'l2r', 'r2l'",
         ),
         (
             lambda: NanoAdderConfig(context=20),
             ValueError,
-            r"context must be >= 33, got context=20",
+            r"context=20: expected an integer >= 33",
         ),
         (
             lambda: NanoAdderConfig(d_model=6, n_heads=4),
@@ -210,12 +210,12 @@ def test_sweep_cli(tmp_path):
         (
             lambda: run_sweep("unused", sizes=["xxl"]),
             ValueError,
-            r"sizes must be one of .*; got sizes='xxl'",
+            r"sizes='xxl': expected one of .*",
         ),
         (
             lambda: run_sweep("unused", orders=["up"]),
             ValueError,
-            r"orders must be one of 'l2r', 'r2l'; got orders='up'",
+            r"orders='up': expected one of 'l2r', 'r2l'",
         ),
         (
             lambda: plot_sweep([], "unused.png"),

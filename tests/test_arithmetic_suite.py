@@ -147,8 +147,8 @@ def test_write_suite_round_trip(tmp_path):
             ValueError,
             r"categories=\['edge', 'hardest'\]",
         ),
-        (lambda: generate_suite(-1), ValueError, r"seed must be >= 0, got seed=-1"),
-        (lambda: generate_suite(1.5), TypeError, r"seed must be an int, got seed=1.5"),
+        (lambda: generate_suite(-1), ValueError, r"seed=-1: expected an integer >= 0"),
+        (lambda: generate_suite(1.5), TypeError, r"seed=1.5: expected an integer"),
     ],
 )
 def test_bad_arguments(call, error, match):

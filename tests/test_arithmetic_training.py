@@ -52,9 +52,12 @@ def test_curriculum_off_at_ten_digits():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"steps": 0}, r"steps must be >= 1, got steps=0"),
-        ({"steps": 5, "seed": -2}, r"seed must be >= 0, got seed=-2"),
-        ({"steps": 5, "curriculum_start": 0}, r"curriculum_start must be >= 1"),
+        ({"steps": 0}, r"steps=0: expected an integer >= 1"),
+        ({"steps": 5, "seed": -2}, r"seed=-2: expected an integer >= 0"),
+        (
+            {"steps": 5, "curriculum_start": 0},
+            r"curriculum_start=.*: expected an integer >= 1",
+        ),
         (
             {"steps": 5, "curriculum_fraction": 0},
             r"curriculum_fraction must lie in \(0, 1\]",
@@ -65,7 +68,7 @@ def test_curriculum_off_at_ten_digits():
         ),
         (
             {"steps": 5, "lr": float("nan")},
-            r"lr must be a finite number > 0, got lr=nan",
+            r"lr=nan: expected a finite real number",
         ),
     ],
 )
@@ -76,17 +79,17 @@ def test_bad_settings(kwargs, match):
 
 def test_more_bad_arguments_of_shared_pieces():
     # The remaining validation messages of the backbone, decoders and checks
-    from pmdm.arithmetic._checks import check_positive_float
     from pmdm.arithmetic._transformer import Transformer, TransformerConfig
     from pmdm.arithmetic.evaluate import evaluate_masked, greedy_generate, greedy_unmask
     from pmdm.arithmetic.nanoadder import NanoAdderConfig
     from pmdm.arithmetic.suite import load_suite
     from pmdm.arithmetic.tokenizer import AdditionLayout
+    from pmdm.ops.validation import check_positive
 
     cases = [
         (
-            lambda: check_positive_float("minutes", "soon"),
-            r"minutes must be a number > 0, got minutes='soon'",
+            lambda: check_positive("minutes", -1.0),
+            r"minutes=-1.0: expected a finite number > 0",
         ),
         (
             lambda: TransformerConfig.from_dict(
@@ -96,7 +99,7 @@ def test_more_bad_arguments_of_shared_pieces():
         ),
         (
             lambda: TransformerConfig(vocab_size=3, max_len=4, mask_token_id=3),
-            r"mask_token_id must be <= 2, got mask_token_id=3",
+            r"mask_token_id=3: expected an integer <= 2",
         ),
         (
             lambda: Transformer(
@@ -112,13 +115,13 @@ def test_more_bad_arguments_of_shared_pieces():
             lambda: greedy_generate(
                 lambda x: x, torch.zeros(1, 2, dtype=torch.long), -1, allowed=3
             ),
-            r"n_new must be >= 0, got n_new=-1",
+            r"n_new=-1: expected an integer >= 0",
         ),
         (
             lambda: evaluate_masked(
                 lambda x: x, load_suite()[:2], AdditionLayout(), batch_size=0
             ),
-            r"batch_size must be >= 1, got batch_size=0",
+            r"batch_size=0: expected an integer >= 1",
         ),
         (
             lambda: NanoAdderConfig.from_dict({"order": "l2r", "width": 2}),
@@ -126,7 +129,7 @@ def test_more_bad_arguments_of_shared_pieces():
         ),
         (
             lambda: AdditionLayout().answer_text(10**11),
-            r"total must be <= 99999999999, got total=100000000000",
+            r"total=100000000000: expected an integer <= 99999999999",
         ),
     ]
     for call, match in cases:

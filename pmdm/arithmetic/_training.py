@@ -22,9 +22,9 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from pmdm.arithmetic._checks import check_int, check_positive_float
 from pmdm.arithmetic._io import atomic_torch_save
 from pmdm.arithmetic.tokenizer import MAX_OPERAND_DIGITS
+from pmdm.ops.validation import check_int, check_positive
 
 logger = logging.getLogger(__name__)
 
@@ -79,15 +79,18 @@ class TrainSettings:
     checkpoint_every: int = 200
 
     def __post_init__(self) -> None:
-        check_int("steps", self.steps, low=1)
-        check_int("batch_size", self.batch_size, low=1)
-        check_int("seed", self.seed, low=0)
-        check_positive_float("lr", self.lr)
-        check_int("warmup_steps", self.warmup_steps, low=0)
+        check_int("steps", self.steps, minimum=1)
+        check_int("batch_size", self.batch_size, minimum=1)
+        check_int("seed", self.seed, minimum=0)
+        check_positive("lr", self.lr)
+        check_int("warmup_steps", self.warmup_steps, minimum=0)
         check_int(
-            "curriculum_start", self.curriculum_start, low=1, high=MAX_OPERAND_DIGITS
+            "curriculum_start",
+            self.curriculum_start,
+            minimum=1,
+            maximum=MAX_OPERAND_DIGITS,
         )
-        check_int("checkpoint_every", self.checkpoint_every, low=1)
+        check_int("checkpoint_every", self.checkpoint_every, minimum=1)
         if not 0 < self.curriculum_fraction <= 1:
             raise ValueError(
                 "curriculum_fraction must lie in (0, 1], got "

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pmdm.arithmetic._checks import check_int
+from pmdm.ops.validation import check_int
 
 
 @dataclass(frozen=True)
@@ -55,10 +55,12 @@ class TransformerConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "max_len", "d_model", "n_layers", "n_heads", "d_ff"):
-            check_int(name, getattr(self, name), low=1)
+            check_int(name, getattr(self, name), minimum=1)
         for name in ("mask_token_id", "pad_token_id"):
             if getattr(self, name) is not None:
-                check_int(name, getattr(self, name), low=0, high=self.vocab_size - 1)
+                check_int(
+                    name, getattr(self, name), minimum=0, maximum=self.vocab_size - 1
+                )
         if self.d_model % self.n_heads:
             raise ValueError(
                 f"d_model must be a multiple of n_heads, got d_model={self.d_model} "

@@ -13,10 +13,10 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from pmdm.arithmetic._checks import check_choice, check_int
 from pmdm.arithmetic.scoring import ArithmeticScore, score
 from pmdm.arithmetic.suite import Problem
 from pmdm.arithmetic.tokenizer import MASK_ID, AdditionLayout
+from pmdm.ops.validation import check_choice, check_int
 
 __all__ = [
     "GREEDY_ORDERS",
@@ -131,7 +131,7 @@ def greedy_generate(
     Tensor, shape (N, P + n_new)
         Prompts followed by the generated ids.
     """
-    check_int("n_new", n_new, low=0)
+    check_int("n_new", n_new, minimum=0)
     x = prompts
     for _ in range(n_new):
         next_logits = fn(x)[:, -1, :allowed]
@@ -140,7 +140,7 @@ def greedy_generate(
 
 
 def _batches(problems: Sequence[Problem], batch_size: int):
-    check_int("batch_size", batch_size, low=1)
+    check_int("batch_size", batch_size, minimum=1)
     for start in range(0, len(problems), batch_size):
         chunk = problems[start : start + batch_size]
         a = torch.tensor([p.a for p in chunk], dtype=torch.long)

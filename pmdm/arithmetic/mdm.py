@@ -37,7 +37,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from pmdm.arithmetic._checks import check_int, check_positive_float
 from pmdm.arithmetic._io import (
     CONFIG_FILE,
     WEIGHTS_FILE,
@@ -55,6 +54,7 @@ from pmdm.arithmetic._transformer import Transformer, TransformerConfig
 from pmdm.arithmetic.evaluate import GREEDY_ORDERS, evaluate_masked, logits_fn
 from pmdm.arithmetic.suite import load_suite
 from pmdm.arithmetic.tokenizer import MASK_ID, PAD_ID, VOCAB, VOCAB_SIZE, AdditionLayout
+from pmdm.ops.validation import check_int, check_positive
 
 __all__ = [
     "CONFIG_FILE",
@@ -371,11 +371,9 @@ def train_mdm_adder(
     train_settings = TrainSettings(
         steps=steps, batch_size=batch_size, seed=seed, lr=lr, **settings
     )
-    max_seconds = (
-        None if minutes is None else 60 * check_positive_float("minutes", minutes)
-    )
+    max_seconds = None if minutes is None else 60 * check_positive("minutes", minutes)
     if num_threads is not None:
-        torch.set_num_threads(check_int("num_threads", num_threads, low=1))
+        torch.set_num_threads(check_int("num_threads", num_threads, minimum=1))
 
     torch.manual_seed(seed)
     model = MDMAdder(config)

@@ -31,7 +31,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from pmdm.arithmetic._checks import check_choice, check_int, check_positive_float
 from pmdm.arithmetic._io import (
     atomic_write_bytes,
     atomic_write_json,
@@ -51,6 +50,7 @@ from pmdm.arithmetic.evaluate import evaluate_causal, logits_fn
 from pmdm.arithmetic.scoring import ArithmeticScore
 from pmdm.arithmetic.suite import Problem, load_suite
 from pmdm.arithmetic.tokenizer import PAD_ID, VOCAB, AdditionLayout
+from pmdm.ops.validation import check_choice, check_int, check_positive
 
 __all__ = [
     "CONTEXT",
@@ -107,7 +107,7 @@ class NanoAdderConfig:
 
     def __post_init__(self) -> None:
         check_choice("order", self.order, ORDERS)
-        check_int("context", self.context, low=self.layout.length)
+        check_int("context", self.context, minimum=self.layout.length)
         self.transformer_config()
 
     @property
@@ -273,11 +273,9 @@ def train_nanoadder(
     train_settings = TrainSettings(
         steps=steps, batch_size=batch_size, seed=seed, lr=lr, **settings
     )
-    max_seconds = (
-        None if minutes is None else 60 * check_positive_float("minutes", minutes)
-    )
+    max_seconds = None if minutes is None else 60 * check_positive("minutes", minutes)
     if num_threads is not None:
-        torch.set_num_threads(check_int("num_threads", num_threads, low=1))
+        torch.set_num_threads(check_int("num_threads", num_threads, minimum=1))
 
     torch.manual_seed(seed)
     model = NanoAdder(config)

@@ -70,10 +70,10 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from pmdm.arithmetic._checks import check_choice, check_int
 from pmdm.arithmetic.mdm import DEFAULT_CHECKPOINT, MDMAdder, load_mdm_adder
 from pmdm.arithmetic.scoring import score
 from pmdm.arithmetic.suite import CATEGORIES, Problem, load_suite
+from pmdm.ops.validation import check_choice, check_int
 from pmdm.studies.runner import (
     ResultStore,
     atomic_write_bytes,
@@ -143,7 +143,7 @@ def _check_columns(name: str, values: Sequence[int]) -> tuple[int, ...]:
     if not values:
         raise ValueError(f"{name} must hold at least one value, got {name}={values!r}")
     for value in values:
-        check_int(f"{name}[]", value, low=1)
+        check_int(f"{name}[]", value, minimum=1)
     if len(set(values)) != len(values):
         raise ValueError(f"{name} must not repeat a value, got {name}={values!r}")
     return values
@@ -151,12 +151,12 @@ def _check_columns(name: str, values: Sequence[int]) -> tuple[int, ...]:
 
 def _check_common(study: Any) -> None:
     object.__setattr__(study, "orders", _check_orders(study.orders))
-    check_int("seed", study.seed, low=0)
-    check_int("batch_size", study.batch_size, low=1)
+    check_int("seed", study.seed, minimum=0)
+    check_int("batch_size", study.batch_size, minimum=1)
     if study.block_length is not None:
-        check_int("block_length", study.block_length, low=1)
+        check_int("block_length", study.block_length, minimum=1)
     if study.n_problems is not None:
-        check_int("n_problems", study.n_problems, low=1, high=len(load_suite()))
+        check_int("n_problems", study.n_problems, minimum=1, maximum=len(load_suite()))
 
 
 @dataclass(frozen=True)
@@ -276,7 +276,7 @@ class LLaDAArithmeticStudy:
         gen_lengths = _check_columns("gen_lengths", self.gen_lengths)
         object.__setattr__(self, "gen_lengths", gen_lengths)
         if self.steps is not None:
-            check_int("steps", self.steps, low=1)
+            check_int("steps", self.steps, minimum=1)
         if not isinstance(self.prompt, str) or not {"{a}", "{b}"} <= set(
             re.findall(r"\{[ab]\}", self.prompt)
         ):
@@ -349,7 +349,7 @@ def select_problems(n_problems: int | None = None) -> list[Problem]:
     suite = load_suite()
     if n_problems is None:
         return suite
-    n = check_int("n_problems", n_problems, low=1, high=len(suite))
+    n = check_int("n_problems", n_problems, minimum=1, maximum=len(suite))
     return [suite[i * len(suite) // n] for i in range(n)]
 
 
@@ -1205,7 +1205,7 @@ def _run_cli(args: argparse.Namespace) -> int:
     """Run the study from parsed arguments; print the report; return 0."""
     progress = not args.no_progress
     if args.threads is not None:
-        torch.set_num_threads(check_int("--threads", args.threads, low=1))
+        torch.set_num_threads(check_int("--threads", args.threads, minimum=1))
     if args.llada:
         from pmdm.adapters.hf import HFPredictor
 

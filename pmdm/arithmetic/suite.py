@@ -32,8 +32,8 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from pmdm.arithmetic._checks import check_int
 from pmdm.arithmetic._io import atomic_write_text
+from pmdm.ops.validation import check_int
 
 __all__ = [
     "CATEGORIES",
@@ -178,7 +178,7 @@ def generate_suite(seed: int = SUITE_SEED) -> list[Problem]:
     >>> len(suite), suite[0].category, suite[-1].category
     (1000, 'easy', 'mixed')
     """
-    check_int("seed", seed, low=0)
+    check_int("seed", seed, minimum=0)
     rng = random.Random(seed)
     seen: set[tuple[int, int]] = set()
 

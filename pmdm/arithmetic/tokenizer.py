@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from pmdm.arithmetic._checks import check_int
+from pmdm.ops.validation import check_int
 
 __all__ = [
     "DIGITS",
@@ -171,7 +171,7 @@ class AdditionLayout:
     operand_width: int = MAX_OPERAND_DIGITS
 
     def __post_init__(self) -> None:
-        check_int("operand_width", self.operand_width, low=1, high=17)
+        check_int("operand_width", self.operand_width, minimum=1, maximum=17)
         if not isinstance(self.reverse_answer, bool):
             raise TypeError(
                 f"reverse_answer must be a bool, got reverse_answer={self.reverse_answer!r}"
@@ -198,11 +198,11 @@ class AdditionLayout:
         return slice(self.prompt_length, self.length)
 
     def _check_operand(self, name: str, value: int) -> int:
-        return check_int(name, value, low=0, high=10**self.operand_width - 1)
+        return check_int(name, value, minimum=0, maximum=10**self.operand_width - 1)
 
     def answer_text(self, total: int) -> str:
         """The answer field of a sum, ``W + 1`` characters."""
-        check_int("total", total, low=0, high=10**self.answer_width - 1)
+        check_int("total", total, minimum=0, maximum=10**self.answer_width - 1)
         if self.reverse_answer:
             return str(total)[::-1].ljust(self.answer_width, PAD)
         return str(total).rjust(self.answer_width, PAD)

@@ -26,9 +26,15 @@ def _show(value: object) -> str:
 
 
 def check_int(
-    name: str, value: object, *, minimum: int | None = None, hint: str = ""
+    name: str,
+    value: object,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    hint: str = "",
 ) -> int:
-    """Return ``value`` as an int, or raise if it is not an integer ``>= minimum``.
+    """Return ``value`` as an int, or raise unless it is an integer in
+    ``[minimum, maximum]``.
 
     ``hint`` is appended to the message (e.g. ``"; use the model's vocab size"``).
     """
@@ -37,6 +43,24 @@ def check_int(
     value = operator.index(value)  # type: ignore[arg-type]
     if minimum is not None and value < minimum:
         raise ValueError(f"{name}={value!r}: expected an integer >= {minimum}{hint}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name}={value!r}: expected an integer <= {maximum}{hint}")
+    return value
+
+
+def check_positive(name: str, value: object) -> float:
+    """Return ``value`` as a float if it is a finite number ``> 0``, else raise."""
+    number = check_finite(name, value)
+    if not number > 0:
+        raise ValueError(f"{name}={value!r}: expected a finite number > 0")
+    return number
+
+
+def check_choice(name: str, value: object, choices) -> object:
+    """Return ``value`` if it is one of ``choices``, else raise ``ValueError``."""
+    if value not in choices:
+        expected = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name}={value!r}: expected one of {expected}")
     return value
 
 
