@@ -15,7 +15,7 @@ from pmdm.models.base import Target
 from pmdm.models.graph import hidden_chain_graph
 from pmdm.ops.hmm import hmm_cavity, hmm_filter
 from pmdm.ops.logspace import log_normalize, sample_categorical
-from pmdm.ops.validation import check_int, check_probs, check_shape
+from pmdm.ops.validation import check_int, check_probs, check_real, check_shape
 
 
 class TokenHMM(Target):
@@ -82,6 +82,40 @@ class TokenHMM(Target):
             trans.log(),
             emit.log(),
         )
+
+    @classmethod
+    def sticky(
+        cls,
+        length: int,
+        num_states: int = 3,
+        vocab_size: int = 3,
+        stay: float = 0.8,
+        emit_peak: float = 0.85,
+    ) -> TokenHMM:
+        """A token HMM with sticky states and peaked emissions.
+
+        Uniform start, ``stay`` on the diagonal of the transitions (the rest spread
+        evenly), and state ``k`` emitting token ``k mod V`` with probability
+        ``emit_peak`` (the rest spread evenly): a target with real dependence that
+        the order and assumption studies use.
+
+        Examples
+        --------
+        >>> hmm = TokenHMM.sticky(length=4)
+        >>> hmm.num_states, hmm.vocab_size, round(float(hmm.trans[0, 0]), 2)
+        (3, 3, 0.8)
+        """
+        K = check_int("num_states", num_states, minimum=1)
+        V = check_int("vocab_size", vocab_size, minimum=2)
+        stay = check_real("stay", stay, low=0.0, high=1.0)
+        peak = check_real("emit_peak", emit_peak, low=0.0, high=1.0)
+        off = (1 - stay) / (K - 1) if K > 1 else 0.0
+        trans = torch.full((K, K), off, dtype=torch.float64)
+        trans.fill_diagonal_(stay if K > 1 else 1.0)
+        emit = torch.full((K, V), (1 - peak) / (V - 1), dtype=torch.float64)
+        emit[torch.arange(K), torch.arange(K) % V] = peak
+        init = torch.full((K,), 1 / K, dtype=torch.float64)
+        return cls(init, trans, emit, length)
 
     def __repr__(self) -> str:
         return (

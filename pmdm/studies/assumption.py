@@ -114,20 +114,10 @@ class AssumptionStudy:
             )
 
     def target(self) -> TokenHMM:
-        """The token HMM: uniform start, ``stay`` on the diagonal of the
-        transitions, state ``k`` emitting token ``k mod V`` with ``emit_peak`` (the
-        rest spread evenly)."""
-        K = check_int("num_states", self.num_states, minimum=1)
-        V = check_int("vocab_size", self.vocab_size, minimum=2)
-        T = check_int("length", self.length, minimum=1)
-        stay = check_real("stay", self.stay, low=0.0, high=1.0)
-        peak = check_real("emit_peak", self.emit_peak, low=0.0, high=1.0)
-        off = (1 - stay) / (K - 1) if K > 1 else 0.0
-        trans = torch.full((K, K), off, dtype=torch.float64)
-        trans.fill_diagonal_(stay if K > 1 else 1.0)
-        emit = torch.full((K, V), (1 - peak) / (V - 1), dtype=torch.float64)
-        emit[torch.arange(K), torch.arange(K) % V] = peak
-        return TokenHMM(torch.full((K,), 1 / K, dtype=torch.float64), trans, emit, T)
+        """The study's token HMM (:meth:`TokenHMM.sticky`)."""
+        return TokenHMM.sticky(
+            self.length, self.num_states, self.vocab_size, self.stay, self.emit_peak
+        )
 
     def settings(self) -> dict:
         out = asdict(self)

@@ -103,19 +103,10 @@ class OrderStudy:
             )
 
     def target(self) -> TokenHMM:
-        K, V = (
-            check_int("num_states", self.num_states, minimum=1),
-            check_int("vocab_size", self.vocab_size, minimum=2),
+        """The study's token HMM (:meth:`TokenHMM.sticky`)."""
+        return TokenHMM.sticky(
+            self.length, self.num_states, self.vocab_size, self.stay, self.emit_peak
         )
-        stay = check_real("stay", self.stay, low=0.0, high=1.0)
-        peak = check_real("emit_peak", self.emit_peak, low=0.0, high=1.0)
-        off = (1 - stay) / (K - 1) if K > 1 else 0.0
-        trans = torch.full((K, K), off, dtype=torch.float64)
-        trans.fill_diagonal_(stay if K > 1 else 1.0)
-        emit = torch.full((K, V), (1 - peak) / (V - 1), dtype=torch.float64)
-        emit[torch.arange(K), torch.arange(K) % V] = peak
-        init = torch.full((K,), 1 / K, dtype=torch.float64)
-        return TokenHMM(init, trans, emit, self.length)
 
     def settings(self) -> dict:
         out = asdict(self)
